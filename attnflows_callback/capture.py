@@ -1,0 +1,306 @@
+"""One probe forward pass: real attention weights (and logits) from any Hugging Face model.
+
+Under ``sdpa`` or flash attention, transformers 5.x returns no attention weights. The
+probe pass therefore switches the model to ``eager`` for its duration and records the
+weights with its own forward hooks on the attention modules that the model class
+declares in ``_can_record_outputs``. It does not rely on transformers' per-instance
+capture registry, so it also works on a model unpickled in a new process (``ddp_spawn``).
+
+Everything the pass touches is restored afterwards: the attention implementation,
+each module's train/eval flag, grad mode and the CPU and CUDA RNG states. It runs
+under ``torch.no_grad()``, so parameter gradients and optimizer state are never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .probe import TokenizedProbe
+
+SINGLE_STREAM = "self"
+ENCODER_DECODER_STREAMS = ("encoder", "decoder", "cross")
+
+
+class AttentionCaptureError(RuntimeError):
+    """The model gives no attention weights that attnflows can record."""
+
+
+@dataclass(frozen=True)
+class ProbeCapture:
+    """What one probe pass recorded.
+
+    ``attention[stream][i]`` is float32 ``[layers, heads, Tq_i, Tk_i]`` over the real
+    (unpadded) tokens of example ``i``; ``logits`` is float32 ``[examples, classes]``
+    when the model has a sequence-classification head, else ``None``.
+    """
+
+    attention: dict[str, list[np.ndarray]]
+    logits: np.ndarray | None
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        return tuple(self.attention)
+
+
+@dataclass(frozen=True)
+class AttentionSite:
+    """A module whose forward output holds attention weights at ``index``, and its stream."""
+
+    stream: str
+    module: nn.Module
+    index: int
+
+
+def find_pretrained_model(model: nn.Module) -> nn.Module:
+    """The Hugging Face ``PreTrainedModel`` inside ``model`` (DDP wrappers, LightningModules).
+
+    Example:
+        >>> from transformers import BertConfig, BertModel
+        >>> bert = BertModel(BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+        ...                             intermediate_size=8, vocab_size=10))
+        >>> wrapper = torch.nn.Sequential(bert)
+        >>> find_pretrained_model(wrapper) is bert
+        True
+    """
+    from transformers import PreTrainedModel
+
+    seen = model
+    while not isinstance(seen, PreTrainedModel) and isinstance(getattr(seen, "module", None), nn.Module):
+        seen = seen.module  # DistributedDataParallel, DataParallel, Lightning strategy wrappers
+    if isinstance(seen, PreTrainedModel):
+        return seen
+    for child in model.modules():
+        if isinstance(child, PreTrainedModel):
+            return child
+    raise AttentionCaptureError(
+        f"{type(model).__name__} holds no Hugging Face PreTrainedModel; "
+        "pass the transformers model itself (model=...) to record its attention"
+    )
+
+
+def attention_sites(model: nn.Module) -> list[AttentionSite]:
+    """The attention modules of a Hugging Face model, in forward order, with their streams.
+
+    Single-stack models (BERT, GPT-2, Llama, ...) have one stream, ``"self"``.
+    Encoder-decoder models (T5, BART) have ``"encoder"``, ``"decoder"`` and ``"cross"``.
+    """
+    from transformers import PreTrainedModel
+
+    encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
+    sites: list[AttentionSite] = []
+
+    def specs_of(submodel: nn.Module) -> list[tuple[str, object]]:
+        from transformers.utils.output_capturing import OutputRecorder
+
+        declared = getattr(type(submodel), "_can_record_outputs", None) or {}
+        specs = []
+        for key in ("attentions", "cross_attentions"):
+            for spec in _as_list(declared.get(key)):
+                if not isinstance(spec, OutputRecorder):
+                    spec = OutputRecorder(target_class=spec, index=1)
+                specs.append((key, spec))
+        return specs
+
+    def stream_of(key: str, name: str) -> str:
+        if key == "cross_attentions":
+            return "cross"
+        if not encoder_decoder:
+            return SINGLE_STREAM
+        return "decoder" if ".decoder." in name + "." else "encoder"
+
+    def walk(module: nn.Module, name: str, specs: list) -> None:
+        for child_name, child in module.named_children():
+            child_specs = specs_of(child) if isinstance(child, PreTrainedModel) else specs
+            walk(child, f"{name}.{child_name}", child_specs)
+        for key, spec in specs:
+            if spec.target_class is None or not isinstance(module, spec.target_class):
+                continue
+            if spec.layer_name and f".{spec.layer_name.strip('.')}." not in name + ".":
+                continue
+            sites.append(AttentionSite(stream_of(key, name), module, spec.index))
+
+    walk(model, "", specs_of(model))
+    # Hooks fire in forward order; keep modules in registration order, which is layer order.
+    order = {id(m): k for k, m in enumerate(model.modules())}
+    sites.sort(key=lambda s: order[id(s.module)])
+    if not sites:
+        raise AttentionCaptureError(
+            f"{type(model).__name__} declares no attention modules in _can_record_outputs, so attnflows "
+            "cannot hook its attention; use a transformers model that supports output_attentions"
+        )
+    return sites
+
+
+def capture_probe(model: nn.Module, probe: TokenizedProbe, *, batch_size: int = 16) -> ProbeCapture:
+    """Run the probe set through ``model`` once and return its attention and logits.
+
+    Example:
+        >>> from transformers import BertConfig, BertForSequenceClassification
+        >>> from attnflows_callback.probe import ProbeSet
+        >>> cfg = BertConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+        ...                  intermediate_size=16, vocab_size=30)
+        >>> model = BertForSequenceClassification(cfg)
+        >>> class Tok:  # the smallest tokenizer-like object, for the example only
+        ...     name_or_path = "toy"
+        ...     def __call__(self, text, pair=None, **kw):
+        ...         return {"input_ids": [2] + [5 + len(w) % 20 for w in text.split()] + [3]}
+        ...     def convert_ids_to_tokens(self, ids): return [str(i) for i in ids]
+        >>> probe = ProbeSet(["a fine film", "dull"]).tokenize(Tok())
+        >>> cap = capture_probe(model, probe)
+        >>> cap.attention["self"][0].shape, cap.logits.shape
+        ((2, 2, 5, 5), (2, 2))
+    """
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    model = find_pretrained_model(model)
+    sites = attention_sites(model)
+    streams = list(dict.fromkeys(site.stream for site in sites))
+    encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
+    attention: dict[str, list[np.ndarray | None]] = {s: [None] * len(probe) for s in streams}
+    logits: list[np.ndarray | None] = [None] * len(probe)
+    device = _device_of(model)
+
+    with _probe_mode(model):
+        for batch in _batches(probe, batch_size, model.config):
+            recorded: dict[str, list[torch.Tensor]] = {s: [] for s in streams}
+            hooks = [site.module.register_forward_hook(_recorder(recorded[site.stream], site.index)) for site in sites]
+            try:
+                inputs = _model_inputs(probe, batch, model, device, encoder_decoder)
+                output = model(**inputs)
+            finally:
+                for hook in hooks:
+                    hook.remove()
+            lengths = [len(probe.input_ids[i]) for i in batch]
+            for stream, layers in recorded.items():
+                if not layers:
+                    raise AttentionCaptureError(
+                        f"{type(model).__name__} produced no attention weights for stream {stream!r} even under "
+                        "eager attention; it may not support output_attentions"
+                    )
+                stacked = torch.stack(layers, dim=1).float().cpu().numpy()  # [B, L, H, Tq, Tk]
+                for row, (i, n) in enumerate(zip(batch, lengths)):
+                    attention[stream][i] = np.ascontiguousarray(stacked[row, :, :, :n, :n])
+            batch_logits = getattr(output, "logits", None)
+            if isinstance(batch_logits, torch.Tensor) and batch_logits.ndim == 2:
+                for row, i in enumerate(batch):
+                    logits[i] = batch_logits[row].float().cpu().numpy()
+    has_logits = all(x is not None for x in logits)
+    return ProbeCapture(
+        attention={s: list(v) for s, v in attention.items()},
+        logits=np.stack(logits).astype(np.float32) if has_logits else None,
+    )
+
+
+def decoder_input_ids(model_config, input_ids: list[int]) -> list[int]:
+    """The decoder inputs of the probe pass for encoder-decoder models: the input shifted right."""
+    start = getattr(model_config, "decoder_start_token_id", None)
+    if start is None:
+        start = getattr(model_config, "pad_token_id", None) or 0
+    return [int(start)] + list(input_ids[:-1])
+
+
+def check_tokenizer_fits(model: nn.Module, probe: TokenizedProbe) -> None:
+    """Refuse a tokenizer whose ids the model's embedding table cannot hold."""
+    model = find_pretrained_model(model)
+    embeddings = model.get_input_embeddings()
+    size = getattr(embeddings, "num_embeddings", None)
+    if size is None:
+        return
+    largest = max(max(ids) for ids in probe.input_ids)
+    if largest >= size:
+        raise ValueError(
+            f"the tokenizer ({probe.tokenizer_name}) produced token id {largest}, but {type(model).__name__} has "
+            f"only {size} embeddings: the tokenizer does not fit the model; pass the tokenizer the model was trained with"
+        )
+
+
+# ---------------------------------------------------------------- internals
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _recorder(into: list, index: int):
+    def hook(module, args, output):
+        weights = output[index] if isinstance(output, tuple) else output
+        if isinstance(weights, torch.Tensor):
+            into.append(weights.detach())
+
+    return hook
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    for tensor in model.parameters():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _batches(probe: TokenizedProbe, batch_size: int, config) -> Iterator[list[int]]:
+    """Indices of each batch, sorted by length to limit padding.
+
+    A model with no pad token (GPT-2 as shipped) cannot locate the last real token of a
+    padded row, so its batches hold only examples of equal length.
+    """
+    order = sorted(range(len(probe)), key=lambda i: (len(probe.input_ids[i]), i))
+    equal_lengths_only = getattr(config, "pad_token_id", None) is None
+    batch: list[int] = []
+    for i in order:
+        if batch and (len(batch) == batch_size or (equal_lengths_only and len(probe.input_ids[i]) != len(probe.input_ids[batch[0]]))):
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
+
+
+def _padded(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for k, r in enumerate(rows):
+        ids[k, : len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[k, : len(r)] = 1
+    return ids.to(device), mask.to(device)
+
+
+def _model_inputs(probe: TokenizedProbe, batch: list[int], model, device, encoder_decoder: bool) -> dict:
+    pad_id = getattr(model.config, "pad_token_id", None)
+    pad_id = 0 if pad_id is None else int(pad_id)
+    rows = [probe.input_ids[i] for i in batch]
+    input_ids, attention_mask = _padded(rows, pad_id, device)
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if encoder_decoder:
+        dec_ids, dec_mask = _padded([decoder_input_ids(model.config, r) for r in rows], pad_id, device)
+        inputs.update(decoder_input_ids=dec_ids, decoder_attention_mask=dec_mask)
+    return inputs
+
+
+@contextlib.contextmanager
+def _probe_mode(model: nn.Module):
+    """Eager attention, eval mode, no grad; restores all of it and the RNG states on exit."""
+    training_flags = [(m, m.training) for m in model.modules()]
+    previous_impl = getattr(model.config, "_attn_implementation", None)
+    cpu_rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    switch = previous_impl not in (None, "eager") and hasattr(model, "set_attn_implementation")
+    try:
+        if switch:
+            model.set_attn_implementation("eager")
+        model.eval()
+        with torch.no_grad():
+            yield
+    finally:
+        if switch:
+            model.set_attn_implementation(previous_impl)
+        for module, flag in training_flags:
+            module.training = flag
+        torch.set_rng_state(cpu_rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)

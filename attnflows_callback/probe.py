@@ -1,0 +1,278 @@
+"""The probe set: the fixed inputs whose attention is recorded at every snapshot.
+
+A :class:`ProbeSet` holds raw texts (optionally sentence pairs and labels). It is
+tokenised once per run with the model's tokenizer into a :class:`TokenizedProbe`,
+whose :attr:`~TokenizedProbe.probe_id` ties a run directory to exactly one probe set.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import random
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_MAX_LENGTH = 64
+
+
+@dataclass(frozen=True)
+class ProbeSet:
+    """Texts (and optional second segments and labels) to probe attention on.
+
+    Args:
+        texts: the probe inputs, non-empty strings.
+        text_pairs: optional second segments (sentence-pair tasks), one per text.
+        labels: optional integer class labels, one per text.
+        label_names: optional names of the classes, indexed by label.
+
+    Raises:
+        ValueError: if ``texts`` is empty, holds a non-string, or the other
+            sequences do not have one entry per text.
+
+    Example:
+        >>> probe = ProbeSet(["a fine film", "a dull film"], labels=[1, 0],
+        ...                  label_names=["negative", "positive"])
+        >>> len(probe), probe.label_names[probe.labels[0]]
+        (2, 'positive')
+    """
+
+    texts: Sequence[str]
+    text_pairs: Sequence[str] | None = None
+    labels: Sequence[int] | None = None
+    label_names: Sequence[str] | None = None
+
+    def __post_init__(self) -> None:
+        texts = _as_str_list(self.texts, "texts")
+        if not texts:
+            raise ValueError("texts must hold at least one probe example, got an empty sequence")
+        object.__setattr__(self, "texts", texts)
+        if self.text_pairs is not None:
+            pairs = _as_str_list(self.text_pairs, "text_pairs")
+            _check_length(pairs, len(texts), "text_pairs")
+            object.__setattr__(self, "text_pairs", pairs)
+        if self.labels is not None:
+            labels = list(self.labels)
+            _check_length(labels, len(texts), "labels")
+            bad = [x for x in labels if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 0]
+            if bad:
+                raise ValueError(f"labels must be non-negative integers, got {bad[0]!r}")
+            object.__setattr__(self, "labels", [int(x) for x in labels])
+        if self.label_names is not None:
+            names = _as_str_list(self.label_names, "label_names")
+            if self.labels is not None and names and max(self.labels) >= len(names):
+                raise ValueError(
+                    f"label_names has {len(names)} names but labels go up to {max(self.labels)}; "
+                    "give one name per class"
+                )
+            object.__setattr__(self, "label_names", names)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    # ----------------------------------------------------------------- loading
+    @classmethod
+    def from_records(
+        cls,
+        records: Sequence[dict],
+        *,
+        text_field: str = "text",
+        pair_field: str | None = None,
+        label_field: str | None = "label",
+        label_names: Sequence[str] | None = None,
+        source: str = "records",
+    ) -> ProbeSet:
+        """Build a probe set from dicts; ``label_field`` is used only if every record has it."""
+        records = list(records)
+        if not records:
+            raise ValueError(f"{source} holds no probe examples")
+        for k, record in enumerate(records):
+            if text_field not in record:
+                raise ValueError(
+                    f"{source}: record {k} has no field {text_field!r} (fields: {sorted(record)}); "
+                    "pass text_field=... to name the text column"
+                )
+            if pair_field is not None and pair_field not in record:
+                raise ValueError(f"{source}: record {k} has no field {pair_field!r} for pair_field")
+        texts = [r[text_field] for r in records]
+        pairs = [r[pair_field] for r in records] if pair_field else None
+        labels = None
+        if label_field is not None and all(label_field in r and r[label_field] not in (None, "") for r in records):
+            labels = [_parse_label(r[label_field], source, label_field) for r in records]
+        return cls(texts, pairs, labels, label_names)
+
+    @classmethod
+    def from_jsonl(cls, path: str | os.PathLike, **fields) -> ProbeSet:
+        """Read one JSON object per line (see :meth:`from_records` for the field arguments)."""
+        path = Path(path)
+        records = []
+        with path.open(encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        records.append(json.loads(line))
+                    except json.JSONDecodeError as err:
+                        raise ValueError(f"{path.name}: line {n} is not valid JSON ({err.msg})") from None
+        return cls.from_records(records, source=path.name, **fields)
+
+    @classmethod
+    def from_csv(cls, path: str | os.PathLike, **fields) -> ProbeSet:
+        """Read a CSV file with a header row (see :meth:`from_records` for the field arguments)."""
+        path = Path(path)
+        with path.open(encoding="utf-8", newline="") as f:
+            records = list(csv.DictReader(f))
+        return cls.from_records(records, source=path.name, **fields)
+
+    @classmethod
+    def from_dataset(cls, dataset, **fields) -> ProbeSet:
+        """Build from a ``datasets.Dataset`` (or any sequence of dicts); class names come from a ClassLabel feature."""
+        label_field = fields.get("label_field", "label")
+        if fields.get("label_names") is None and label_field is not None:
+            feature = getattr(dataset, "features", {}).get(label_field) if hasattr(dataset, "features") else None
+            if feature is not None and hasattr(feature, "names"):
+                fields["label_names"] = list(feature.names)
+        return cls.from_records([dict(r) for r in dataset], source="dataset", **fields)
+
+    # ---------------------------------------------------------------- sampling
+    def sample(self, n: int, *, seed: int = 0, stratify: bool = True) -> ProbeSet:
+        """A deterministic subset of ``n`` examples, stratified by label when labels exist.
+
+        Example:
+            >>> p = ProbeSet([f"t{i}" for i in range(10)], labels=[i % 2 for i in range(10)])
+            >>> s = p.sample(4, seed=1)
+            >>> sorted(s.labels), s.texts == p.sample(4, seed=1).texts
+            ([0, 0, 1, 1], True)
+        """
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= len(self):
+            raise ValueError(f"n must be an integer in [1, {len(self)}], got {n!r}")
+        rng = random.Random(seed)
+        if stratify and self.labels is not None:
+            by_label: dict[int, list[int]] = {}
+            for i, label in enumerate(self.labels):
+                by_label.setdefault(label, []).append(i)
+            for members in by_label.values():
+                rng.shuffle(members)
+            # Largest-remainder allocation keeps each class's share of the sample.
+            quotas = {k: n * len(v) / len(self) for k, v in by_label.items()}
+            take = {k: int(q) for k, q in quotas.items()}
+            for k in sorted(quotas, key=lambda k: (take[k] - quotas[k], k))[: n - sum(take.values())]:
+                take[k] += 1
+            chosen = sorted(i for k, members in by_label.items() for i in members[: take[k]])
+        else:
+            chosen = sorted(rng.sample(range(len(self)), n))
+        return self.subset(chosen)
+
+    def subset(self, indices: Sequence[int]) -> ProbeSet:
+        pick = lambda seq: None if seq is None else [seq[i] for i in indices]  # noqa: E731
+        return ProbeSet(pick(self.texts), pick(self.text_pairs), pick(self.labels), self.label_names)
+
+    # -------------------------------------------------------------- tokenising
+    def tokenize(self, tokenizer, *, max_length: int = DEFAULT_MAX_LENGTH) -> TokenizedProbe:
+        """Tokenise every example once, truncating to ``max_length`` tokens (with a warning)."""
+        if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 2:
+            raise ValueError(f"max_length must be an integer >= 2, got {max_length!r}")
+        if not callable(tokenizer) or not hasattr(tokenizer, "convert_ids_to_tokens"):
+            raise TypeError(
+                f"tokenizer must be a Hugging Face tokenizer, got {type(tokenizer).__name__}; "
+                "pass the tokenizer the model was trained with (AutoTokenizer.from_pretrained(...))"
+            )
+        input_ids, word_ids, truncated = [], [], []
+        for i, text in enumerate(self.texts):
+            pair = self.text_pairs[i] if self.text_pairs is not None else None
+            full = tokenizer(text, pair, truncation=False, add_special_tokens=True)
+            enc = tokenizer(text, pair, truncation=True, max_length=max_length, add_special_tokens=True)
+            ids = list(enc["input_ids"])
+            if not ids:
+                raise ValueError(f"probe example {i} tokenises to no tokens: {text!r}")
+            input_ids.append(ids)
+            truncated.append(len(full["input_ids"]) > len(ids))
+            words = enc.word_ids() if getattr(enc, "is_fast", False) else None
+            word_ids.append([-1 if w is None else int(w) for w in words] if words is not None else None)
+        if any(truncated):
+            warnings.warn(
+                f"{sum(truncated)} of {len(self)} probe examples were truncated to max_length={max_length} tokens; "
+                "raise max_length to keep them whole",
+                stacklevel=2,
+            )
+        tokens = [list(tokenizer.convert_ids_to_tokens(ids)) for ids in input_ids]
+        tokenizer_name = f"{type(tokenizer).__name__}:{getattr(tokenizer, 'name_or_path', '') or ''}"
+        return TokenizedProbe(
+            probe_set=self,
+            input_ids=input_ids,
+            tokens=tokens,
+            word_ids=word_ids if all(w is not None for w in word_ids) else None,
+            truncated=truncated,
+            tokenizer_name=tokenizer_name,
+            max_length=max_length,
+        )
+
+
+@dataclass(frozen=True)
+class TokenizedProbe:
+    """A probe set tokenised for one model: ids, tokens and word ids per example."""
+
+    probe_set: ProbeSet
+    input_ids: list[list[int]]
+    tokens: list[list[str]]
+    word_ids: list[list[int]] | None
+    truncated: list[bool]
+    tokenizer_name: str
+    max_length: int
+    probe_id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "probe_id", probe_content_id(self.probe_set, self.tokenizer_name, self.max_length))
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.array([len(ids) for ids in self.input_ids], dtype=np.int64)
+
+
+def probe_content_id(probe_set: ProbeSet, tokenizer_name: str, max_length: int) -> str:
+    """A stable hash of the probe's texts, pairs, labels and tokenizer: two runs share it iff they probe alike."""
+    payload = json.dumps(
+        {
+            "texts": list(probe_set.texts),
+            "text_pairs": probe_set.text_pairs and list(probe_set.text_pairs),
+            "labels": probe_set.labels and list(probe_set.labels),
+            "tokenizer": tokenizer_name,
+            "max_length": max_length,
+        },
+        ensure_ascii=False,
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+def _as_str_list(values, name: str) -> list[str]:
+    if isinstance(values, (str, bytes)):
+        raise TypeError(f"{name} must be a sequence of strings, got a single {type(values).__name__}; wrap it in a list")
+    values = list(values)
+    for k, value in enumerate(values):
+        if not isinstance(value, str):
+            raise TypeError(f"{name}[{k}] must be a str, got {type(value).__name__}: {value!r}")
+    return values
+
+
+def _check_length(values: list, expected: int, name: str) -> None:
+    if len(values) != expected:
+        raise ValueError(f"{name} must have one entry per text ({expected}), got {len(values)}")
+
+
+def _parse_label(value, source: str, field_name: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{source}: {field_name} must hold integer class ids, got {value!r}; "
+            "map class names to ids first or pass label_field=None"
+        ) from None

@@ -1,0 +1,416 @@
+"""Reading a run directory: ``open_run(run_dir)`` and the :class:`Run` it returns.
+
+A :class:`Run` is cheap to open and safe to keep while training writes: published
+snapshot files are immutable, :meth:`Run.refresh` picks up new ones incrementally, and
+open HDF5 handles sit in a small LRU cache. A shard that cannot be read (truncated,
+corrupted, unknown format version, a link out of the run) is skipped and reported in
+:attr:`Run.problems`; the rest of the run still opens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .store import (
+    DATA_DIRNAME,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    SNAPSHOT_DIRNAME,
+    SNAPSHOT_NAME,
+    get_encoding,
+)
+
+OPEN_FILES = 16
+
+
+class NotARunError(FileNotFoundError):
+    """The path holds no attnflows run."""
+
+
+class UnsafeFileError(OSError):
+    """A file or HDF5 object points outside the run (symlink, external link, virtual dataset)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A shard that was skipped, and why (no absolute paths: safe to show)."""
+
+    file: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """What the index knows of one published snapshot without reading its tensors."""
+
+    step: int
+    kind: str
+    epoch: int | None
+    wall_time: float
+    file: str
+    identity: tuple[int, int, int]  # inode, size, mtime_ns: a replaced shard is a new file
+
+
+def open_run(run_dir: str | os.PathLike) -> Run:
+    """Open a run directory (the TensorBoard run folder, or its ``attnflows/`` folder).
+
+    Example:
+        >>> import tempfile
+        >>> try:
+        ...     open_run(tempfile.mkdtemp())
+        ... except NotARunError as err:
+        ...     print(type(err).__name__)
+        NotARunError
+    """
+    return Run(run_dir)
+
+
+class Run:
+    """One recorded run. See :func:`open_run`.
+
+    Attributes:
+        meta: model name and config, streams, hyperparameters, probe id, format version.
+        problems: list of :class:`Problem` for shards that were skipped.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike):
+        path = Path(run_dir)
+        self.data_dir = path if (path / "run.json").is_file() and path.name == DATA_DIRNAME else path / DATA_DIRNAME
+        self.run_dir = self.data_dir.parent
+        meta_path = self.data_dir / "run.json"
+        if not meta_path.is_file():
+            raise NotARunError(f"{path.name or path} is not an attnflows run: it has no {DATA_DIRNAME}/run.json")
+        _refuse_symlink(meta_path)
+        try:
+            self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except ValueError as err:
+            raise NotARunError(f"{path.name}: run.json is not valid JSON ({err.msg})") from None
+        if self.meta.get("format") != FORMAT_NAME:
+            raise NotARunError(f"{path.name}: run.json is not an attnflows run (format {self.meta.get('format')!r})")
+        if int(self.meta.get("format_version", -1)) > FORMAT_VERSION:
+            raise NotARunError(
+                f"{path.name}: written by a newer attnflows (format {self.meta.get('format_version')}, "
+                f"this one reads up to {FORMAT_VERSION}); upgrade attnflows"
+            )
+        self._lock = threading.RLock()
+        self._files: OrderedDict[int, h5py.File] = OrderedDict()
+        self._snapshots: dict[int, SnapshotInfo] = {}
+        self._summaries: dict[int, dict] = {}
+        self._logits: dict[int, np.ndarray | None] = {}
+        self._bad: dict[str, tuple[tuple, Problem]] = {}
+        self._load_probe()
+        self.refresh()
+
+    # ------------------------------------------------------------------ probe
+    def _load_probe(self) -> None:
+        path = self.data_dir / "probe.h5"
+        _refuse_symlink(path)
+        with h5py.File(path, "r", locking=False) as f:
+            self.texts = [_str(x) for x in _read(f, "texts")]
+            self.text_pairs = [_str(x) for x in _read(f, "text_pairs")] if "text_pairs" in f else None
+            labels = _read(f, "labels") if "labels" in f else None
+            self.labels = None if labels is None else [int(x) for x in labels]
+            self.label_names = [_str(x) for x in _read(f, "label_names")] if "label_names" in f else None
+            self._input_ids = [np.asarray(r, dtype=np.int64) for r in _read(f, "input_ids")]
+            self._tokens = _ragged_strings(f, "tokens", self._input_ids)
+            self._word_ids = [np.asarray(r) for r in _read(f, "word_ids")] if "word_ids" in f else None
+            self._decoder_tokens = (
+                _ragged_strings(f, "decoder_tokens", self._input_ids) if "decoder_tokens" in f else None
+            )
+            self.truncated = [bool(x) for x in _read(f, "truncated")]
+        self.num_examples = len(self.texts)
+
+    @property
+    def probe_id(self) -> str:
+        return self.meta.get("probe_id", "")
+
+    def tokens(self, i: int, stream: str | None = None) -> list[str]:
+        """Tokens of example ``i``; for ``stream="decoder"`` the decoder's input tokens."""
+        self._check_example(i)
+        if stream == "decoder" and self._decoder_tokens is not None:
+            return list(self._decoder_tokens[i])
+        return list(self._tokens[i])
+
+    def stream_tokens(self, i: int, stream: str | None = None) -> tuple[list[str], list[str]]:
+        """(query tokens, key tokens) of example ``i`` in ``stream``."""
+        stream = self._check_stream(stream)
+        if stream in ("decoder", "cross"):
+            return self.tokens(i, "decoder"), self.tokens(i, "decoder" if stream == "decoder" else None)
+        return self.tokens(i), self.tokens(i)
+
+    def word_ids(self, i: int) -> np.ndarray | None:
+        """Word index of each token of example ``i`` (-1 for special tokens), if the tokenizer gave them."""
+        self._check_example(i)
+        return None if self._word_ids is None else self._word_ids[i].copy()
+
+    def length(self, i: int) -> int:
+        self._check_example(i)
+        return len(self._input_ids[i])
+
+    # ---------------------------------------------------------------- streams
+    @property
+    def streams(self) -> list[str]:
+        return list(self.meta.get("streams", {}))
+
+    @property
+    def default_stream(self) -> str:
+        return self.streams[0]
+
+    def stream_shape(self, stream: str | None = None) -> tuple[int, int]:
+        """(layers, heads) of ``stream``."""
+        info = self.meta["streams"][self._check_stream(stream)]
+        return int(info["layers"]), int(info["heads"])
+
+    @property
+    def num_layers(self) -> int:
+        return self.stream_shape()[0]
+
+    @property
+    def num_heads(self) -> int:
+        return self.stream_shape()[1]
+
+    @property
+    def status(self) -> dict:
+        """``{"status": "running"|"finished"|"failed"|"interrupted", ...}`` as last published."""
+        try:
+            path = self.data_dir / "status.json"
+            _refuse_symlink(path)
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {"status": "unknown"}
+
+    # -------------------------------------------------------------- snapshots
+    @property
+    def steps(self) -> np.ndarray:
+        """Sorted steps of the readable, published snapshots."""
+        with self._lock:
+            return np.array(sorted(self._snapshots), dtype=np.int64)
+
+    def snapshot_info(self, step: int) -> SnapshotInfo:
+        with self._lock:
+            if step not in self._snapshots:
+                raise KeyError(f"step {step} is not a snapshot of this run (steps: {self._steps_text()})")
+            return self._snapshots[step]
+
+    @property
+    def problems(self) -> list[Problem]:
+        with self._lock:
+            return [problem for _, problem in self._bad.values()]
+
+    def refresh(self) -> list[int]:
+        """Pick up snapshots published (or purged) since the last call; returns the new steps."""
+        snap_dir = self.data_dir / SNAPSHOT_DIRNAME
+        try:
+            entries = list(os.scandir(snap_dir))
+        except FileNotFoundError:
+            entries = []
+        listed: dict[int, tuple[os.DirEntry, tuple]] = {}
+        for entry in entries:
+            m = SNAPSHOT_NAME.match(entry.name)
+            if not m:
+                continue  # temporary dot-files and anything else: never half-written data
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            listed[int(m.group(1))] = (entry, (st.st_ino, st.st_size, st.st_mtime_ns))
+        new_steps = []
+        with self._lock:
+            for step in [s for s in self._snapshots if s not in listed or listed[s][1] != self._snapshots[s].identity]:
+                self._forget(step)
+            for name in [n for n, (ident, _) in self._bad.items() if not any(e.name == n and i == ident for e, i in listed.values())]:
+                del self._bad[name]
+            for step, (entry, identity) in sorted(listed.items()):
+                if step in self._snapshots or (entry.name in self._bad and self._bad[entry.name][0] == identity):
+                    continue
+                try:
+                    self._index(step, entry, identity)
+                    new_steps.append(step)
+                except Exception as err:  # a bad shard must never break the rest of the run
+                    self._bad[entry.name] = (identity, Problem(entry.name, _reason(err)))
+        return new_steps
+
+    def _index(self, step: int, entry: os.DirEntry, identity: tuple) -> None:
+        if entry.is_symlink():
+            raise UnsafeFileError("is a symbolic link; attnflows reads only regular files inside the run")
+        with h5py.File(entry.path, "r", locking=False) as f:
+            version = int(f.attrs.get("format_version", -1))
+            if version != FORMAT_VERSION:
+                raise ValueError(f"unknown format version {version} (this attnflows reads {FORMAT_VERSION})")
+            if int(f.attrs["step"]) != step:
+                raise ValueError(f"file name says step {step} but the file says {int(f.attrs['step'])}")
+            get_encoding(str(f.attrs["encoding"]))
+            for stream in self.streams:
+                group = _safe(f, f"attention/{stream}")
+                if len(group) != self.num_examples:
+                    raise ValueError(f"stream {stream!r} holds {len(group)} examples, the probe has {self.num_examples}")
+            logits = _read(f, "logits") if "logits" in f else None
+            summaries = {}
+            if "summary" in f:
+                for stream in _safe(f, "summary"):
+                    summaries[stream] = {k: _read(f, f"summary/{stream}/{k}") for k in _safe(f, f"summary/{stream}")}
+            epoch = f.attrs.get("epoch")
+            info = SnapshotInfo(
+                step=step,
+                kind=str(f.attrs.get("kind", "step")),
+                epoch=None if epoch is None else int(epoch),
+                wall_time=float(f.attrs.get("wall_time", 0.0)),
+                file=entry.name,
+                identity=identity,
+            )
+        self._snapshots[step] = info
+        self._summaries[step] = summaries
+        self._logits[step] = None if logits is None else np.asarray(logits, dtype=np.float32)
+
+    def _forget(self, step: int) -> None:
+        self._snapshots.pop(step, None)
+        self._summaries.pop(step, None)
+        self._logits.pop(step, None)
+        handle = self._files.pop(step, None)
+        if handle is not None:
+            handle.close()
+
+    def _file(self, step: int) -> h5py.File:
+        with self._lock:
+            info = self.snapshot_info(step)
+            handle = self._files.get(step)
+            if handle is None:
+                path = self.data_dir / SNAPSHOT_DIRNAME / info.file
+                _refuse_symlink(path)
+                handle = h5py.File(path, "r", locking=False)
+                self._files[step] = handle
+                while len(self._files) > OPEN_FILES:
+                    self._files.popitem(last=False)[1].close()
+            self._files.move_to_end(step)
+            return handle
+
+    # -------------------------------------------------------------- tensors
+    def attention(self, i: int, step: int, stream: str | None = None) -> np.ndarray:
+        """float32 ``[layers, heads, Tq_i, Tk_i]`` attention of example ``i`` at ``step``."""
+        self._check_example(i)
+        stream = self._check_stream(stream)
+        with self._lock:
+            f = self._file(int(step))
+            dataset = _safe(f, f"attention/{stream}/{i}")
+            stored, shape = dataset[()], tuple(int(n) for n in dataset.attrs["shape"])
+            encoding = get_encoding(str(f.attrs["encoding"]))
+        return encoding.decode(stored, shape)
+
+    def logits(self, step: int) -> np.ndarray | None:
+        """float32 ``[examples, classes]`` logits at ``step``, or None if the model has no classifier."""
+        with self._lock:
+            self.snapshot_info(int(step))
+            value = self._logits[int(step)]
+        return None if value is None else value.copy()
+
+    def probabilities(self, step: int) -> np.ndarray | None:
+        logits = self.logits(step)
+        if logits is None:
+            return None
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+
+    def predictions(self, step: int) -> np.ndarray | None:
+        logits = self.logits(step)
+        return None if logits is None else logits.argmax(axis=1)
+
+    def summary(self, step: int, stream: str | None = None) -> dict[str, np.ndarray]:
+        """The small per-snapshot summaries of ``stream``: ``{metric: float32 [examples, layers, heads]}``."""
+        stream = self._check_stream(stream)
+        with self._lock:
+            self.snapshot_info(int(step))
+            return {k: v.copy() for k, v in self._summaries[int(step)].get(stream, {}).items()}
+
+    def summary_timeline(self, metric: str, stream: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values ``[steps, examples, layers, heads]``) of one stored summary metric, NaN where absent."""
+        stream = self._check_stream(stream)
+        layers, heads = self.stream_shape(stream)
+        with self._lock:
+            steps = self.steps
+            values = np.full((len(steps), self.num_examples, layers, heads), np.nan, dtype=np.float32)
+            for k, step in enumerate(steps):
+                value = self._summaries[int(step)].get(stream, {}).get(metric)
+                if value is not None:
+                    values[k] = value
+        return steps, values
+
+    def close(self) -> None:
+        with self._lock:
+            while self._files:
+                self._files.popitem()[1].close()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Run({self.run_dir.name!r}, steps={self._steps_text()}, examples={self.num_examples}, streams={self.streams})"
+
+    # -------------------------------------------------------------- checks
+    def _check_example(self, i) -> None:
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < self.num_examples:
+            raise IndexError(f"example must be an integer in [0, {self.num_examples}), got {i!r}")
+
+    def _check_stream(self, stream: str | None) -> str:
+        if stream is None:
+            return self.default_stream
+        if stream not in self.meta.get("streams", {}):
+            raise KeyError(f"stream must be one of {self.streams}, got {stream!r}")
+        return stream
+
+    def _steps_text(self) -> str:
+        steps = sorted(self._snapshots)
+        if len(steps) > 6:
+            return f"[{steps[0]}, {steps[1]}, ..., {steps[-1]}] ({len(steps)} snapshots)"
+        return str(steps)
+
+
+# ---------------------------------------------------------------- helpers
+def _refuse_symlink(path: Path) -> None:
+    if path.is_symlink():
+        raise UnsafeFileError(f"{path.name} is a symbolic link; attnflows reads only regular files inside the run")
+
+
+def _safe(f: h5py.File, name: str):
+    """The object at ``name``, refusing soft/external links, external storage and virtual datasets."""
+    node = f
+    for part in name.split("/"):
+        link = node.get(part, getlink=True)
+        if link is None:
+            raise KeyError(f"missing {name!r}")
+        if not isinstance(link, h5py.HardLink):
+            raise UnsafeFileError(f"{name!r} is a {type(link).__name__}; attnflows follows no links")
+        node = node[part]
+    if isinstance(node, h5py.Dataset) and (node.is_virtual or node.external):
+        raise UnsafeFileError(f"{name!r} stores its data outside the file; attnflows reads no external data")
+    return node
+
+
+def _read(f: h5py.File, name: str) -> np.ndarray:
+    return _safe(f, name)[()]
+
+
+def _str(value) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _ragged_strings(f: h5py.File, name: str, like: list[np.ndarray]) -> list[list[str]]:
+    """Tokens are stored flat (one string dataset) and split by each example's length."""
+    flat = [_str(x) for x in _read(f, name)]
+    offsets = np.cumsum([0] + [len(r) for r in like])
+    return [flat[offsets[k] : offsets[k + 1]] for k in range(len(like))]
+
+
+def _reason(err: Exception) -> str:
+    text = str(err).split("(")[0].strip() if isinstance(err, OSError) and not isinstance(err, UnsafeFileError) else str(err)
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__

@@ -1,0 +1,436 @@
+"""``AttentionRecorder``: snapshots of attention on a probe set, for any training loop.
+
+The training thread pays only for the probe forward pass; summaries, encoding and the
+atomic file writes happen on a background writer behind a bounded queue. The Lightning
+and Hugging Face callbacks are thin adapters over this class.
+"""
+
+from __future__ import annotations
+
+import atexit
+import queue
+import sys
+import threading
+import time
+import warnings
+import weakref
+from pathlib import Path
+
+import numpy as np
+
+from .capture import (
+    ProbeCapture,
+    attention_sites,
+    capture_probe,
+    check_tokenizer_fits,
+    find_pretrained_model,
+)
+from .probe import DEFAULT_MAX_LENGTH, ProbeSet, TokenizedProbe
+from .store import DEFAULT_ENCODING, ENCODINGS, SNAPSHOT_KINDS, RunWriter
+from .tensorboard_log import TensorBoardLog, layer_scalars
+
+DEFAULT_QUEUE_SIZE = 2
+
+
+class AttentionRecorder:
+    """Record attention on a fixed probe set at chosen training steps.
+
+    Args:
+        model: a Hugging Face ``PreTrainedModel`` (or a module that holds one).
+        tokenizer: the model's tokenizer. May be None if ``probe_set`` is already a
+            :class:`~attnflows_callback.probe.TokenizedProbe`.
+        probe_set: a :class:`~attnflows_callback.probe.ProbeSet` (or a tokenised one).
+        run_dir: the TensorBoard run directory; snapshots go to ``run_dir/attnflows``.
+        encoding: ``"compact"`` (default; uint8 codes + LZMA, max error 1/510), ``"uint8"``
+            (HDF5-native deflate, same error) or ``"float16"``.
+        max_length: tokens kept per probe example.
+        batch_size: examples per probe forward batch.
+        hparams: hyperparameters to keep in the run's metadata (and log to TensorBoard).
+        strict: raise on I/O failure instead of warning and stopping the recording.
+        overwrite: replace a run directory that holds another probe set or model.
+        resume: continue the run in ``run_dir``; a snapshot at or before its last step
+            purges the orphans of the crashed attempt and replaces them.
+        tensorboard: also log scalars and hparams to TensorBoard in ``run_dir``.
+        queue_size: snapshots waiting for the writer before ``snapshot`` blocks.
+
+    Raises:
+        ValueError: bad arguments, a tokenizer that does not fit the model, or a run
+            directory that holds another probe set or model.
+        AttentionCaptureError: a model from which no attention can be had.
+
+    Example:
+        >>> import tempfile
+        >>> from transformers import BertConfig, BertForSequenceClassification
+        >>> model = BertForSequenceClassification(BertConfig(hidden_size=16, num_hidden_layers=2,
+        ...     num_attention_heads=2, intermediate_size=16, vocab_size=30))
+        >>> class Tok:  # the smallest tokenizer-like object, for the example only
+        ...     name_or_path = "toy"
+        ...     def __call__(self, text, pair=None, **kw):
+        ...         return {"input_ids": [2] + [5 + len(w) % 20 for w in text.split()] + [3]}
+        ...     def convert_ids_to_tokens(self, ids): return [str(i) for i in ids]
+        >>> run_dir = tempfile.mkdtemp()
+        >>> with AttentionRecorder(model, Tok(), ProbeSet(["good film", "bad"], labels=[1, 0]), run_dir) as rec:
+        ...     rec.snapshot(0)
+        ...     rec.snapshot(10)
+        >>> from attnflows_callback import open_run
+        >>> open_run(run_dir).steps.tolist()
+        [0, 10]
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        probe_set: ProbeSet | TokenizedProbe,
+        run_dir: str | Path,
+        *,
+        encoding: str = DEFAULT_ENCODING,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        batch_size: int = 16,
+        hparams: dict | None = None,
+        strict: bool = False,
+        overwrite: bool = False,
+        resume: bool = False,
+        tensorboard: bool = True,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+    ):
+        if encoding not in ENCODINGS:
+            raise ValueError(f"encoding must be one of {sorted(ENCODINGS)}, got {encoding!r}")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if not isinstance(queue_size, int) or isinstance(queue_size, bool) or queue_size < 1:
+            raise ValueError(f"queue_size must be an integer >= 1, got {queue_size!r}")
+        if hparams is not None and not isinstance(hparams, dict):
+            raise TypeError(f"hparams must be a dict of hyperparameters, got {type(hparams).__name__}")
+        if isinstance(probe_set, TokenizedProbe):
+            probe = probe_set
+        elif isinstance(probe_set, ProbeSet):
+            if tokenizer is None:
+                raise ValueError("tokenizer is required to tokenise the probe set; pass the model's tokenizer")
+            probe = probe_set.tokenize(tokenizer, max_length=max_length)
+        else:
+            raise TypeError(
+                f"probe_set must be a ProbeSet, got {type(probe_set).__name__}; build one with ProbeSet(texts, labels=...)"
+            )
+        self.model = find_pretrained_model(model)
+        check_tokenizer_fits(self.model, probe)
+        self.probe = probe
+        self.batch_size = batch_size
+        self.strict = strict
+        self.resume = resume
+        self.run_dir = Path(run_dir)
+        self.hparams = dict(hparams or {})
+
+        streams = _stream_shapes(self.model, probe, batch_size)
+        self.writer = RunWriter(
+            self.run_dir,
+            meta=_run_meta(self.model, probe, streams, self.hparams),
+            probe_arrays=_probe_arrays(probe, self.model),
+            encoding=encoding,
+            overwrite=overwrite,
+            resume=resume,
+        )
+        existing = self.writer.steps()
+        self.last_step: int | None = existing[-1] if existing else None
+        self._orphans_purged = not resume
+        self._reference: dict[str, list[np.ndarray]] | None = None
+        self._error: BaseException | None = None
+        self._stopped = False
+        self._closed = False
+        self._tensorboard = TensorBoardLog(self.run_dir) if tensorboard else None
+        if self._tensorboard is not None and self.hparams:
+            self._tensorboard.hparams(self.hparams)
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._thread = threading.Thread(target=self._write_loop, name="attnflows-writer", daemon=True)
+        self._thread.start()
+        _open_recorders.add(self)
+
+    # ------------------------------------------------------------------ API
+    @property
+    def recording(self) -> bool:
+        """False once closed, or after an I/O failure stopped the recording."""
+        return not (self._closed or self._stopped)
+
+    def snapshot(self, step: int, *, kind: str = "step", epoch: int | None = None) -> bool:
+        """Capture attention now and queue it for writing as ``step``.
+
+        Returns False (and does nothing) when recording has stopped after an I/O failure.
+        """
+        self._raise_pending()
+        if self._closed:
+            raise RuntimeError("this recorder is closed; create a new AttentionRecorder to record more snapshots")
+        if self._stopped:
+            return False
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+            raise ValueError(f"step must be a non-negative integer (the optimizer step), got {step!r}")
+        if kind not in SNAPSHOT_KINDS:
+            raise ValueError(f"kind must be one of {SNAPSHOT_KINDS}, got {kind!r}")
+        step = int(step)
+        purge = False
+        if self.last_step is None:
+            if step != 0:
+                raise ValueError(
+                    f"the first snapshot of a new run must be step 0 (the pre-trained model), got step {step}; "
+                    "call snapshot(0) before the first optimizer step"
+                )
+        elif step <= self.last_step:
+            if self._orphans_purged:
+                raise ValueError(
+                    f"step must be after the last snapshot ({self.last_step}), got {step}; "
+                    "pass resume=True to continue a run from an earlier checkpoint"
+                )
+            purge = True
+        self._orphans_purged = True
+        capture = capture_probe(self.model, self.probe, batch_size=self.batch_size)
+        if purge:
+            self._put(("purge", step))
+        self._put(("write", step, kind, epoch, time.time(), capture))
+        self.last_step = step
+        return True
+
+    def flush(self) -> None:
+        """Block until every queued snapshot is on disk."""
+        if self._thread.is_alive():
+            self._queue.join()
+        self._raise_pending()
+
+    def close(self, status: str = "finished") -> None:
+        """Drain the queue, publish the run's status and stop the writer. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        _open_recorders.discard(self)
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        try:
+            if not self._stopped:
+                self.writer.set_status(status, last_step=self.last_step)
+        except OSError as err:
+            self._fail(err)
+        finally:
+            if self._tensorboard is not None:
+                self._tensorboard.close()
+        self._raise_pending()
+
+    def __enter__(self) -> AttentionRecorder:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(_status_for(exc_type))
+
+    # ------------------------------------------------------------- internals
+    def _put(self, item) -> None:
+        while True:
+            try:
+                self._queue.put(item, timeout=1.0)
+                return
+            except queue.Full:
+                if not self._thread.is_alive():
+                    raise RuntimeError("the attnflows writer thread died; see the earlier warning") from None
+
+    def _raise_pending(self) -> None:
+        if self.strict and self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _fail(self, err: BaseException) -> None:
+        self._stopped = True
+        if self.strict:
+            self._error = err
+        else:
+            warnings.warn(
+                f"attnflows stopped recording after an error writing to {self.run_dir.name}: {err}. "
+                "Training goes on and earlier snapshots are intact; pass strict=True to raise instead.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                if self._stopped:
+                    continue
+                if item[0] == "purge":
+                    self.writer.purge_from(item[1])
+                else:
+                    self._write(*item[1:])
+            except BaseException as err:  # noqa: BLE001 - any failure stops recording, never training
+                self._fail(err)
+            finally:
+                self._queue.task_done()
+
+    def _write(self, step: int, kind: str, epoch, wall_time: float, capture: ProbeCapture) -> None:
+        if step == 0:
+            self._reference = capture.attention
+        elif self._reference is None:
+            self._reference = self._load_reference()
+        summaries = snapshot_summaries(capture.attention, self._reference)
+        accuracy = _accuracy(capture.logits, self.probe.probe_set.labels)
+        self.writer.write_snapshot(
+            step,
+            attention=capture.attention,
+            logits=capture.logits,
+            summaries=summaries,
+            kind=kind,
+            epoch=epoch,
+            wall_time=wall_time,
+        )
+        if self._tensorboard is not None:
+            self._tensorboard.scalars(step, layer_scalars(summaries, accuracy))
+
+    def _load_reference(self) -> dict[str, list[np.ndarray]] | None:
+        from .reader import open_run
+
+        run = open_run(self.run_dir)
+        try:
+            if 0 not in run.steps:
+                return None
+            return {s: [run.attention(i, 0, s) for i in range(run.num_examples)] for s in run.streams}
+        finally:
+            run.close()
+
+    def _close_at_exit(self) -> None:
+        try:
+            self.close(_exit_status())
+        except Exception as err:  # noqa: BLE001 - never raise from interpreter exit
+            print(f"attnflows: could not close the recorder at exit: {err}", file=sys.stderr)
+
+
+def snapshot_summaries(
+    attention: dict[str, list[np.ndarray]], reference: dict[str, list[np.ndarray]] | None
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per-stream ``{metric: [examples, layers, heads]}``: entropy, and change from the reference snapshot."""
+    from .analysis import head_cosine_similarity, head_entropy, head_js_divergence
+
+    summaries = {}
+    for stream, per_example in attention.items():
+        metrics = {"entropy": np.stack([head_entropy(a) for a in per_example])}
+        if reference is not None and stream in reference:
+            ref = reference[stream]
+            metrics["js_from_start"] = np.stack([head_js_divergence(r, a) for r, a in zip(ref, per_example)])
+            metrics["cosine_from_start"] = np.stack([head_cosine_similarity(r, a) for r, a in zip(ref, per_example)])
+        summaries[stream] = metrics
+    return summaries
+
+
+# ------------------------------------------------------------------ helpers
+def _accuracy(logits: np.ndarray | None, labels) -> float | None:
+    if logits is None or labels is None:
+        return None
+    labels = np.asarray(labels)
+    if labels.max() >= logits.shape[1]:
+        return None
+    return float((logits.argmax(axis=1) == labels).mean())
+
+
+def _stream_shapes(model, probe: TokenizedProbe, batch_size: int) -> dict[str, dict[str, int]]:
+    """(layers, heads) per stream, from one tiny probe pass on the shortest example."""
+    attention_sites(model)  # a model with no attention fails here, naming its class
+    shortest = min(range(len(probe)), key=lambda i: len(probe.input_ids[i]))
+    one = TokenizedProbe(
+        probe_set=probe.probe_set.subset([shortest]),
+        input_ids=[probe.input_ids[shortest]],
+        tokens=[probe.tokens[shortest]],
+        word_ids=None,
+        truncated=[probe.truncated[shortest]],
+        tokenizer_name=probe.tokenizer_name,
+        max_length=probe.max_length,
+    )
+    capture = capture_probe(model, one, batch_size=1)
+    return {s: {"layers": int(a[0].shape[0]), "heads": int(a[0].shape[1])} for s, a in capture.attention.items()}
+
+
+def _run_meta(model, probe: TokenizedProbe, streams: dict, hparams: dict) -> dict:
+    import torch
+    import transformers
+
+    from . import __version__
+
+    config = model.config
+    decoder_only = not getattr(config, "is_encoder_decoder", False) and _is_decoder_only(model)
+    shapes = ",".join(f"{s}={v['layers']}x{v['heads']}" for s, v in streams.items())
+    return {
+        "model": {
+            "class": type(model).__name__,
+            "name_or_path": getattr(config, "_name_or_path", "") or getattr(model, "name_or_path", ""),
+            "model_type": getattr(config, "model_type", ""),
+            "identity": f"{type(model).__name__}[{shapes}]",
+            "config": _jsonable(config.to_dict()),
+        },
+        "streams": streams,
+        "probe_id": probe.probe_id,
+        "num_examples": len(probe),
+        "classification_position": "last" if decoder_only else "first",
+        "tokenizer": probe.tokenizer_name,
+        "max_length": probe.max_length,
+        "hparams": _jsonable(hparams),
+        "versions": {"attnflows": __version__, "torch": torch.__version__, "transformers": transformers.__version__},
+    }
+
+
+def _is_decoder_only(model) -> bool:
+    config = model.config
+    return bool(getattr(config, "is_decoder", False)) or getattr(config, "model_type", "") in {
+        "gpt2", "gpt_neo", "gpt_neox", "gptj", "llama", "mistral", "mixtral", "qwen2", "qwen3", "phi", "phi3",
+        "gemma", "gemma2", "gemma3", "falcon", "opt", "bloom", "olmo", "olmo2", "starcoder2", "smollm3",
+    }
+
+
+def _probe_arrays(probe: TokenizedProbe, model) -> dict:
+    ps = probe.probe_set
+    arrays = {
+        "texts": list(ps.texts),
+        "text_pairs": list(ps.text_pairs) if ps.text_pairs is not None else None,
+        "labels": np.asarray(ps.labels, dtype=np.int64) if ps.labels is not None else None,
+        "label_names": list(ps.label_names) if ps.label_names else None,
+        "input_ids": probe.input_ids,
+        "tokens": [t for row in probe.tokens for t in row],
+        "word_ids": probe.word_ids,
+        "truncated": np.asarray(probe.truncated, dtype=bool),
+        "attr:probe_id": probe.probe_id,
+        "attr:tokenizer": probe.tokenizer_name,
+    }
+    if getattr(model.config, "is_encoder_decoder", False):
+        # The decoder sees the input shifted right: a start token, then the input's tokens.
+        arrays["decoder_tokens"] = [t for row in probe.tokens for t in ["<start>", *row[:-1]]]
+    return arrays
+
+
+def _jsonable(value):
+    import json
+
+    return json.loads(json.dumps(value, default=str))
+
+
+def _status_for(exc_type) -> str:
+    if exc_type is None:
+        return "finished"
+    return "interrupted" if issubclass(exc_type, KeyboardInterrupt) else "failed"
+
+
+# Interpreter exit: drain every open recorder; the status says how the process ended.
+_open_recorders: weakref.WeakSet = weakref.WeakSet()
+_uncaught: list[type] = []
+_previous_excepthook = sys.excepthook
+
+
+def _remember_uncaught(exc_type, exc, tb):
+    _uncaught.append(exc_type)
+    _previous_excepthook(exc_type, exc, tb)
+
+
+def _exit_status() -> str:
+    return _status_for(_uncaught[-1] if _uncaught else None)
+
+
+@atexit.register
+def _close_open_recorders() -> None:
+    for recorder in list(_open_recorders):
+        recorder._close_at_exit()
+
+
+sys.excepthook = _remember_uncaught

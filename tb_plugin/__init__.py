@@ -1,0 +1,1 @@
+"""The Attention Flows TensorBoard plugin (installed as the ``attnflows_tb`` package)."""
