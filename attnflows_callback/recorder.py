@@ -8,6 +8,7 @@ and Hugging Face callbacks are thin adapters over this class.
 from __future__ import annotations
 
 import atexit
+import json
 import queue
 import sys
 import threading
@@ -20,6 +21,7 @@ import numpy as np
 
 from .capture import (
     ProbeCapture,
+    Reduction,
     attention_sites,
     capture_probe,
     check_tokenizer_fits,
@@ -52,6 +54,8 @@ class AttentionRecorder:
             purges the orphans of the crashed attempt and replaces them.
         tensorboard: also log scalars and hparams to TensorBoard in ``run_dir``.
         queue_size: snapshots waiting for the writer before ``snapshot`` blocks.
+        layers, heads, rows, top_k: keep only part of each attention tensor, for large
+            models (see :class:`~attnflows_callback.capture.Reduction` and docs/scaling.md).
 
     Raises:
         ValueError: bad arguments, a tokenizer that does not fit the model, or a run
@@ -93,6 +97,10 @@ class AttentionRecorder:
         resume: bool = False,
         tensorboard: bool = True,
         queue_size: int = DEFAULT_QUEUE_SIZE,
+        layers=None,
+        heads=None,
+        rows: str = "all",
+        top_k: int | None = None,
     ):
         if encoding not in ENCODINGS:
             raise ValueError(f"encoding must be one of {sorted(ENCODINGS)}, got {encoding!r}")
@@ -100,6 +108,7 @@ class AttentionRecorder:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if not isinstance(queue_size, int) or isinstance(queue_size, bool) or queue_size < 1:
             raise ValueError(f"queue_size must be an integer >= 1, got {queue_size!r}")
+        self.reduction = Reduction(layers=layers, heads=heads, rows=rows, top_k=top_k)
         if hparams is not None and not isinstance(hparams, dict):
             raise TypeError(f"hparams must be a dict of hyperparameters, got {type(hparams).__name__}")
         if isinstance(probe_set, TokenizedProbe):
@@ -121,10 +130,11 @@ class AttentionRecorder:
         self.run_dir = Path(run_dir)
         self.hparams = dict(hparams or {})
 
-        streams = _stream_shapes(self.model, probe, batch_size)
+        self.classification_last = _is_decoder_only(self.model)
+        streams = self._stream_shapes()
         self.writer = RunWriter(
             self.run_dir,
-            meta=_run_meta(self.model, probe, streams, self.hparams),
+            meta=_run_meta(self.model, probe, streams, self.hparams, self.reduction),
             probe_arrays=_probe_arrays(probe, self.model),
             encoding=encoding,
             overwrite=overwrite,
@@ -181,7 +191,7 @@ class AttentionRecorder:
                 )
             purge = True
         self._orphans_purged = True
-        capture = capture_probe(self.model, self.probe, batch_size=self.batch_size)
+        capture = self._capture(self.probe)
         if purge:
             self._put(("purge", step))
         self._put(("write", step, kind, epoch, time.time(), capture))
@@ -220,6 +230,33 @@ class AttentionRecorder:
         self.close(_status_for(exc_type))
 
     # ------------------------------------------------------------- internals
+    def _capture(self, probe: TokenizedProbe, batch_size: int | None = None) -> ProbeCapture:
+        return capture_probe(self.model, probe, batch_size=batch_size or self.batch_size, reduction=self.reduction,
+                             classification_last=self.classification_last)
+
+    def _stream_shapes(self) -> dict[str, dict]:
+        """(layers, heads) stored per stream, from one tiny probe pass on the shortest example."""
+        attention_sites(self.model)  # a model with no attention fails here, naming its class
+        probe = self.probe
+        shortest = min(range(len(probe)), key=lambda i: len(probe.input_ids[i]))
+        one = TokenizedProbe(probe_set=probe.probe_set.subset([shortest]), input_ids=[probe.input_ids[shortest]],
+                             tokens=[probe.tokens[shortest]], word_ids=None, truncated=[probe.truncated[shortest]],
+                             tokenizer_name=probe.tokenizer_name, max_length=probe.max_length)
+        full = capture_probe(self.model, one, batch_size=1)
+        kept = self._capture(one, batch_size=1)
+        shapes = {}
+        for stream, weights in kept.attention.items():
+            model_layers, model_heads = full.attention[stream][0].shape[:2]
+            shapes[stream] = {
+                "layers": int(weights[0].shape[0]),
+                "heads": int(weights[0].shape[1]),
+                "layer_ids": list(self.reduction.layers or range(model_layers)),
+                "head_ids": list(self.reduction.heads or range(model_heads)),
+                "rows": self.reduction.rows,
+                "top_k": self.reduction.top_k,
+            }
+        return shapes
+
     def _put(self, item) -> None:
         while True:
             try:
@@ -327,32 +364,17 @@ def _accuracy(logits: np.ndarray | None, labels) -> float | None:
     return float((logits.argmax(axis=1) == labels).mean())
 
 
-def _stream_shapes(model, probe: TokenizedProbe, batch_size: int) -> dict[str, dict[str, int]]:
-    """(layers, heads) per stream, from one tiny probe pass on the shortest example."""
-    attention_sites(model)  # a model with no attention fails here, naming its class
-    shortest = min(range(len(probe)), key=lambda i: len(probe.input_ids[i]))
-    one = TokenizedProbe(
-        probe_set=probe.probe_set.subset([shortest]),
-        input_ids=[probe.input_ids[shortest]],
-        tokens=[probe.tokens[shortest]],
-        word_ids=None,
-        truncated=[probe.truncated[shortest]],
-        tokenizer_name=probe.tokenizer_name,
-        max_length=probe.max_length,
-    )
-    capture = capture_probe(model, one, batch_size=1)
-    return {s: {"layers": int(a[0].shape[0]), "heads": int(a[0].shape[1])} for s, a in capture.attention.items()}
-
-
-def _run_meta(model, probe: TokenizedProbe, streams: dict, hparams: dict) -> dict:
+def _run_meta(model, probe: TokenizedProbe, streams: dict, hparams: dict, reduction: Reduction) -> dict:
     import torch
     import transformers
 
     from . import __version__
 
     config = model.config
-    decoder_only = not getattr(config, "is_encoder_decoder", False) and _is_decoder_only(model)
+    decoder_only = _is_decoder_only(model)
     shapes = ",".join(f"{s}={v['layers']}x{v['heads']}" for s, v in streams.items())
+    if not reduction.is_identity:
+        shapes += f";{json.dumps(reduction.describe(), sort_keys=True)}"
     return {
         "model": {
             "class": type(model).__name__,
@@ -365,6 +387,7 @@ def _run_meta(model, probe: TokenizedProbe, streams: dict, hparams: dict) -> dic
         "probe_id": probe.probe_id,
         "num_examples": len(probe),
         "classification_position": "last" if decoder_only else "first",
+        "reduction": reduction.describe(),
         "tokenizer": probe.tokenizer_name,
         "max_length": probe.max_length,
         "hparams": _jsonable(hparams),
@@ -374,6 +397,8 @@ def _run_meta(model, probe: TokenizedProbe, streams: dict, hparams: dict) -> dic
 
 def _is_decoder_only(model) -> bool:
     config = model.config
+    if getattr(config, "is_encoder_decoder", False):
+        return False
     return bool(getattr(config, "is_decoder", False)) or getattr(config, "model_type", "") in {
         "gpt2", "gpt_neo", "gpt_neox", "gptj", "llama", "mistral", "mixtral", "qwen2", "qwen3", "phi", "phi3",
         "gemma", "gemma2", "gemma3", "falcon", "opt", "bloom", "olmo", "olmo2", "starcoder2", "smollm3",
@@ -401,8 +426,6 @@ def _probe_arrays(probe: TokenizedProbe, model) -> dict:
 
 
 def _jsonable(value):
-    import json
-
     return json.loads(json.dumps(value, default=str))
 
 

@@ -1,0 +1,1 @@
+"""attnflows benchmarks: `python -m benchmarks` runs them all and writes docs/benchmarks.md."""

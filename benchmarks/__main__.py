@@ -1,0 +1,105 @@
+"""Run every benchmark and write docs/benchmarks.md.
+
+    python -m benchmarks                 # all of them, on CPU (about 10 to 15 minutes on 2 cores)
+    python -m benchmarks --only storage  # the scripts whose name contains "storage"
+    python -m benchmarks --no-write      # print only
+
+Each script runs in its own process (so one benchmark's threads, caches and imports cannot
+colour another's), prints its figures as `FIGURE {json}` lines, and is also runnable alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+
+from ._common import FIGURE_PREFIX, ROOT, Figure, machine
+
+# (script, what it measures, timeout in seconds)
+SCRIPTS = [
+    ("bench_storage.py", "Storage: bytes per attention weight and max error, per encoding", 300),
+    ("bench_snapshot.py", "Snapshot cost on the training thread vs the bare probe forward pass", 300),
+    ("bench_training_overhead.py", "Training overhead: real MiniLM fine-tuning with and without recording", 600),
+    ("bench_flow.py", "Flow and rollout speed vs the networkx Edmonds-Karp reference", 300),
+    ("bench_plugin.py", "Plugin: server-side latency per route at 10, 100 and 1,000 snapshots", 400),
+    ("bench_frontend.py", "Frontend: first render and scrub frame time in headless Chromium", 300),
+]
+OUTPUT = os.path.join(ROOT, "docs", "benchmarks.md")
+NOTES = os.path.join(ROOT, "benchmarks", "NOTES.md")
+
+
+def run_script(script: str, timeout: int) -> tuple[list[Figure], str]:
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), "PYTHONUNBUFFERED": "1"}
+    start = time.monotonic()
+    try:
+        done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script)], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return [], f"timed out after {timeout} s"
+    figures = [Figure(**{k: v for k, v in json.loads(line[len(FIGURE_PREFIX):]).items() if k != "ratio"})
+               for line in done.stdout.splitlines() if line.startswith(FIGURE_PREFIX)]
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        return figures, f"exit {done.returncode}: " + " / ".join(tail)
+    return figures, f"{time.monotonic() - start:.0f} s"
+
+
+def render(results: list[tuple[str, str, list[Figure], str]]) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `python -m benchmarks` (`make bench`) on {datetime.date.today().isoformat()}.",
+        f"Machine: {machine()}.",
+        "",
+        "Every figure is a median of several runs; every comparison is paired (A/B/A/B) in one process,",
+        "and timings are reported as ratios against a baseline measured in the same run. Goals that are",
+        "missed are marked **missed** with the number; the notes at the end explain why and what would close them.",
+        "",
+    ]
+    for script, title, figures, status in results:
+        lines += [f"## {title}", "", f"`benchmarks/{script}` ({status})", ""]
+        if not figures:
+            lines += ["No figures: the script did not produce any (see the status above).", ""]
+            continue
+        lines += ["| figure | value | baseline | ratio | goal | met | note |", "|---|---|---|---|---|---|---|"]
+        for f in figures:
+            baseline = "" if f.baseline is None else f"{f.baseline:.4g} {f.unit} ({f.baseline_name})"
+            ratio = "" if f.ratio is None else f"{f.ratio:.3f}x"
+            met = "" if f.met is None else ("yes" if f.met else "**missed**")
+            lines.append(f"| {f.name} | {f.value:.4g} {f.unit} | {baseline} | {ratio} | {f.goal} | {met} | {f.note} |")
+        lines.append("")
+    if os.path.exists(NOTES):
+        lines += [open(NOTES, encoding="utf-8").read().strip(), ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    parser.add_argument("--only", help="run only the scripts whose file name contains this text")
+    parser.add_argument("--no-write", action="store_true", help="print figures, do not rewrite docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    chosen = [s for s in SCRIPTS if not args.only or args.only in s[0]]
+    if not chosen:
+        parser.error(f"--only {args.only!r} matches none of {[s[0] for s in SCRIPTS]}")
+    results = []
+    for script, title, timeout in chosen:
+        print(f"== {script}: {title}", flush=True)
+        figures, status = run_script(script, timeout)
+        for figure in figures:
+            print("   " + figure.line())
+        print(f"   ({status})", flush=True)
+        results.append((script, title, figures, status))
+    if not args.no_write:
+        with open(OUTPUT, "w", encoding="utf-8") as f:
+            f.write(render(results))
+        print(f"wrote {os.path.relpath(OUTPUT, ROOT)}")
+    return 0 if all(s.endswith(" s") for *_, s in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

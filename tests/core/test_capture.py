@@ -1,0 +1,131 @@
+"""One probe forward pass: real attention from every model family, with nothing left changed."""
+
+import copy
+import multiprocessing as mp
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from attnflows_callback import AttentionCaptureError, ProbeSet, capture_probe
+from tests.helpers import FAMILIES, probe_set, tiny_model, tokenizer
+
+STREAMS = {"t5": ("encoder", "decoder", "cross"), "bart": ("encoder", "decoder", "cross")}
+
+
+def direct_eager_attention(model, input_ids):
+    """The reference: one unpadded example through an eager copy with output_attentions=True."""
+    reference = copy.deepcopy(model)
+    reference.set_attn_implementation("eager")
+    ids = torch.tensor([input_ids])
+    kwargs = {}
+    if reference.config.is_encoder_decoder:
+        start = reference.config.decoder_start_token_id
+        kwargs["decoder_input_ids"] = torch.tensor([[start] + input_ids[:-1]])
+    with torch.no_grad():
+        out = reference(input_ids=ids, output_attentions=True, **kwargs)
+    if reference.config.is_encoder_decoder:
+        parts = {"encoder": out.encoder_attentions, "decoder": out.decoder_attentions, "cross": out.cross_attentions}
+    else:
+        parts = {"self": out.attentions}
+    return {k: torch.stack(v)[:, 0].numpy() for k, v in parts.items()}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_sdpa_model_records_real_attention_equal_to_a_direct_eager_forward(family):
+    model = tiny_model(family, attn_implementation="sdpa")
+    probe = probe_set().tokenize(tokenizer())
+    capture = capture_probe(model, probe, batch_size=4)  # padded batches
+    assert capture.streams == STREAMS.get(family, ("self",))
+    for i in (0, 2, 5):
+        expected = direct_eager_attention(model, probe.input_ids[i])
+        for stream, weights in expected.items():
+            got = capture.attention[stream][i]
+            assert got.shape == weights.shape == (2, 4, len(probe.input_ids[i]), len(probe.input_ids[i]))
+            np.testing.assert_allclose(got, weights, atol=1e-5)
+            np.testing.assert_allclose(got.sum(-1), 1.0, atol=1e-4)
+    assert model.config._attn_implementation == "sdpa"
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2", "t5"])
+def test_batch_size_does_not_change_the_result(family):
+    model = tiny_model(family)
+    probe = probe_set().tokenize(tokenizer())
+    one, many = capture_probe(model, probe, batch_size=1), capture_probe(model, probe, batch_size=16)
+    for stream in one.streams:
+        for a, b in zip(one.attention[stream], many.attention[stream]):
+            np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_logits_for_classifiers_and_none_for_seq2seq():
+    probe = probe_set().tokenize(tokenizer())
+    assert capture_probe(tiny_model("bert"), probe).logits.shape == (6, 2)
+    assert capture_probe(tiny_model("t5"), probe).logits is None
+
+
+def test_probe_pass_restores_mode_grad_rng_and_leaves_gradients_alone():
+    model = tiny_model("bert")
+    model.train()
+    model.bert.embeddings.eval()  # a user's deliberately frozen submodule stays as it was
+    flags = {name: m.training for name, m in model.named_modules()}
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 0.5)
+    grads = [p.grad.clone() for p in model.parameters()]
+    params = [p.detach().clone() for p in model.parameters()]
+    torch.manual_seed(123)
+    expected_draw = torch.rand(3)
+    torch.manual_seed(123)
+    capture_probe(model, probe_set().tokenize(tokenizer()))
+    assert torch.equal(torch.rand(3), expected_draw)
+    assert {name: m.training for name, m in model.named_modules()} == flags
+    assert torch.is_grad_enabled()
+    assert model.config._attn_implementation == "sdpa"
+    assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), grads))
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), params))
+
+
+def test_bf16_autocast_sdpa_model_records_real_attention():
+    model = tiny_model("llama")
+    probe = probe_set().tokenize(tokenizer())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        capture = capture_probe(model, probe)
+    weights = capture.attention["self"][2]
+    assert weights.dtype == np.float32 and np.isfinite(weights).all()
+    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=2e-2)
+    assert np.triu(weights[0, 0], 1).max() == 0.0  # causal: real attention, not a placeholder
+
+
+def _capture_in_fresh_process(payload, queue):
+    model, probe = pickle.loads(payload)
+    capture = capture_probe(model, probe)
+    queue.put({s: [a.shape for a in v] for s, v in capture.attention.items()})
+
+
+def test_model_unpickled_in_a_fresh_process_records_attention():
+    # As under Lightning's ddp_spawn: transformers' per-instance capture registry is empty there.
+    model = tiny_model("bert")
+    probe = probe_set().tokenize(tokenizer())
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    process = ctx.Process(target=_capture_in_fresh_process, args=(pickle.dumps((model, probe)), queue))
+    process.start()
+    shapes = queue.get(timeout=120)
+    process.join(timeout=60)
+    assert process.exitcode == 0
+    assert shapes["self"][0] == (2, 4, len(probe.input_ids[0]), len(probe.input_ids[0]))
+
+
+def test_a_model_without_attention_gets_an_error_naming_its_class():
+    class NoAttention(torch.nn.Module):
+        def forward(self, x):
+            return x
+
+    with pytest.raises(AttentionCaptureError, match="NoAttention holds no Hugging Face PreTrainedModel"):
+        capture_probe(NoAttention(), probe_set().tokenize(tokenizer()))
+
+
+def test_model_found_inside_a_wrapper():
+    wrapper = torch.nn.ModuleDict({"backbone": tiny_model("bert")})
+    capture = capture_probe(wrapper, ProbeSet(["hello world"]).tokenize(tokenizer()))
+    assert capture.attention["self"][0].shape == (2, 4, 4, 4)
