@@ -113,7 +113,7 @@ class Run:
     def _load_probe(self) -> None:
         path = self.data_dir / "probe.h5"
         _refuse_symlink(path)
-        with h5py.File(path, "r", locking=False) as f:
+        with h5py.File(path, "r") as f:
             self.texts = [_str(x) for x in _read(f, "texts")]
             self.text_pairs = [_str(x) for x in _read(f, "text_pairs")] if "text_pairs" in f else None
             labels = _read(f, "labels") if "labels" in f else None
@@ -241,7 +241,7 @@ class Run:
     def _index(self, step: int, entry: os.DirEntry, identity: tuple) -> None:
         if entry.is_symlink():
             raise UnsafeFileError("is a symbolic link; attnflows reads only regular files inside the run")
-        with h5py.File(entry.path, "r", locking=False) as f:
+        with h5py.File(entry.path, "r") as f:
             version = int(f.attrs.get("format_version", -1))
             if version != FORMAT_VERSION:
                 raise ValueError(f"unknown format version {version} (this attnflows reads {FORMAT_VERSION})")
@@ -252,6 +252,10 @@ class Run:
                 group = _safe(f, f"attention/{stream}")
                 if len(group) != self.num_examples:
                     raise ValueError(f"stream {stream!r} holds {len(group)} examples, the probe has {self.num_examples}")
+                for name in group:  # links are cheap to check here; data storage is checked on read
+                    link = group.get(name, getlink=True)
+                    if not isinstance(link, h5py.HardLink):
+                        raise UnsafeFileError(f"'attention/{stream}/{name}' is a {type(link).__name__}; attnflows follows no links")
             logits = _read(f, "logits") if "logits" in f else None
             summaries = {}
             if "summary" in f:
@@ -285,7 +289,7 @@ class Run:
             if handle is None:
                 path = self.data_dir / SNAPSHOT_DIRNAME / info.file
                 _refuse_symlink(path)
-                handle = h5py.File(path, "r", locking=False)
+                handle = h5py.File(path, "r")
                 self._files[step] = handle
                 while len(self._files) > OPEN_FILES:
                     self._files.popitem(last=False)[1].close()

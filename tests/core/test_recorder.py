@@ -195,3 +195,34 @@ def test_real_pretrained_minilm_records_attention_equal_to_eager(tmp_path):
     with torch.no_grad():
         expected = torch.stack(model(**ids, output_attentions=True).attentions)[:, 0].numpy()
     np.testing.assert_allclose(run.attention(2, 0), expected, atol=2.0**-11)
+
+
+EXIT_SCRIPT = """
+import sys
+sys.path.insert(0, {root!r})
+from attnflows_callback import AttentionRecorder
+from tests.helpers import nudge, probe_set, tiny_model, tokenizer
+model = tiny_model("bert")
+recorder = AttentionRecorder(model, tokenizer(), probe_set(), {run_dir!r}, queue_size=8)
+for step in range(4):
+    recorder.snapshot(step)
+    nudge(model, seed=step)
+{ending}
+"""
+
+
+@pytest.mark.parametrize(
+    "ending, status, code",
+    [("pass", "finished", 0), ("raise RuntimeError('boom')", "failed", 1), ("raise KeyboardInterrupt", "interrupted", 1)],
+)
+def test_interpreter_exit_drains_the_queue_and_records_how_the_process_ended(tmp_path, ending, status, code):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    script = EXIT_SCRIPT.format(root=root, run_dir=str(tmp_path), ending=ending)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert (done.returncode != 0) == bool(code), done.stderr
+    run = open_run(tmp_path)
+    assert run.steps.tolist() == [0, 1, 2, 3]
+    assert run.status["status"] == status
