@@ -42,6 +42,7 @@ class ProbeCapture:
 
     attention: dict[str, list[np.ndarray]]
     logits: np.ndarray | None
+    importance: dict[str, np.ndarray] | None = None  # per stream, float32 [examples, layers, heads]
 
     @property
     def streams(self) -> tuple[str, ...]:
@@ -184,6 +185,14 @@ class Reduction:
         return {"layers": self.layers and list(self.layers), "heads": self.heads and list(self.heads),
                 "rows": self.rows, "top_k": self.top_k}
 
+    def select_heads(self, per_head: np.ndarray) -> np.ndarray:
+        """The kept layers and heads of a ``[..., L, H]`` array of per-head scalars."""
+        if self.layers is not None:
+            per_head = per_head[..., list(self.layers), :]
+        if self.heads is not None:
+            per_head = per_head[..., list(self.heads)]
+        return per_head
+
     def apply(self, stacked: torch.Tensor, stream: str, lengths: list[int], classification_last: bool) -> torch.Tensor:
         """``stacked`` is ``[B, L, H, Tq, Tk]`` on the model's device."""
         if self.layers is not None:
@@ -215,12 +224,20 @@ def capture_probe(
     batch_size: int = 16,
     reduction: Reduction | None = None,
     classification_last: bool = False,
+    labels: list[int] | None = None,
 ) -> ProbeCapture:
     """Run the probe set through ``model`` once and return its attention and logits.
 
     ``reduction`` keeps only part of each tensor (see :class:`Reduction`); it is applied
     on the model's device, before anything is copied to the host. ``classification_last``
     says where the classification position is for ``rows="cls"`` (decoder-only models).
+
+    With ``labels`` (one class id per example) and a classification head, it also returns
+    the gradient-based head importance of Michel et al. (2019), "Are Sixteen Heads Really
+    Better than One?": ``I_h = |sum_ij A_h[i, j] * dL/dA_h[i, j]|`` per example, with L the
+    cross-entropy of the probe labels. It equals ``|dL/dxi_h|`` for a mask ``xi_h`` scaling the
+    head's output. The gradient is taken with ``torch.autograd.grad`` with respect to the
+    attention tensors only, so parameter ``.grad`` fields are never touched.
 
     Example:
         >>> from transformers import BertConfig, BertForSequenceClassification
@@ -246,15 +263,25 @@ def capture_probe(
     encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
     attention: dict[str, list[np.ndarray | None]] = {s: [None] * len(probe) for s in streams}
     logits: list[np.ndarray | None] = [None] * len(probe)
+    importance: dict[str, list[np.ndarray | None]] = {s: [None] * len(probe) for s in streams}
     device = _device_of(model)
+    want_importance = labels is not None and any(p.requires_grad for p in model.parameters())
 
     with _probe_mode(model):
         for batch in _batches(probe, batch_size, model.config):
             recorded: dict[str, list[torch.Tensor]] = {s: [] for s in streams}
-            hooks = [site.module.register_forward_hook(_recorder(recorded[site.stream], site.index)) for site in sites]
+            hooks = [
+                site.module.register_forward_hook(_recorder(recorded[site.stream], site.index, keep_graph=want_importance))
+                for site in sites
+            ]
             try:
                 inputs = _model_inputs(probe, batch, model, device, encoder_decoder)
-                output = model(**inputs)
+                with torch.enable_grad() if want_importance else contextlib.nullcontext():
+                    output = model(**inputs)
+                    if want_importance:
+                        for stream, scores in _head_importance(output, recorded, [labels[i] for i in batch]).items():
+                            for row, i in enumerate(batch):
+                                importance[stream][i] = scores[row]
             finally:
                 for hook in hooks:
                     hook.remove()
@@ -265,7 +292,7 @@ def capture_probe(
                         f"{type(model).__name__} produced no attention weights for stream {stream!r} even under "
                         "eager attention; it may not support output_attentions"
                     )
-                stacked = torch.stack(layers, dim=1)  # [B, L, H, Tq, Tk]
+                stacked = torch.stack([w.detach() for w in layers], dim=1)  # [B, L, H, Tq, Tk]
                 if reduction is not None and not reduction.is_identity:
                     stacked = reduction.apply(stacked, stream, lengths, classification_last)
                 stacked = stacked.float().cpu().numpy()
@@ -276,10 +303,34 @@ def capture_probe(
                 for row, i in enumerate(batch):
                     logits[i] = batch_logits[row].float().cpu().numpy()
     has_logits = all(x is not None for x in logits)
+    kept_importance = {
+        s: np.stack(v).astype(np.float32) for s, v in importance.items() if all(x is not None for x in v)
+    }
+    if kept_importance and reduction is not None and not reduction.is_identity:
+        kept_importance = {s: reduction.select_heads(v) for s, v in kept_importance.items()}
     return ProbeCapture(
         attention={s: list(v) for s, v in attention.items()},
         logits=np.stack(logits).astype(np.float32) if has_logits else None,
+        importance=kept_importance or None,
     )
+
+
+def _head_importance(output, recorded: dict[str, list[torch.Tensor]], labels: list[int]) -> dict[str, np.ndarray]:
+    """Per stream ``[B, L, H]``: ``|sum(A * dL/dA)|`` over each head's map (Michel et al. 2019)."""
+    logits = getattr(output, "logits", None)
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or max(labels) >= logits.shape[1]:
+        return {}
+    tensors = [(stream, w) for stream, layers in recorded.items() for w in layers if w.requires_grad]
+    if not tensors:
+        return {}
+    target = torch.tensor(labels, device=logits.device)
+    loss = torch.nn.functional.cross_entropy(logits.float(), target, reduction="sum")
+    grads = torch.autograd.grad(loss, [w for _, w in tensors], allow_unused=True)
+    scores: dict[str, list[torch.Tensor]] = {}
+    for (stream, weights), grad in zip(tensors, grads):
+        value = torch.zeros(weights.shape[:2], device=weights.device) if grad is None else (weights * grad).sum((-1, -2)).abs()
+        scores.setdefault(stream, []).append(value.detach().float())
+    return {stream: torch.stack(v, dim=1).cpu().numpy() for stream, v in scores.items()}  # [B, L, H]
 
 
 def decoder_input_ids(model_config, input_ids: list[int]) -> list[int]:
@@ -312,11 +363,11 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def _recorder(into: list, index: int):
+def _recorder(into: list, index: int, keep_graph: bool = False):
     def hook(module, args, output):
         weights = output[index] if isinstance(output, tuple) else output
         if isinstance(weights, torch.Tensor):
-            into.append(weights.detach())
+            into.append(weights if keep_graph else weights.detach())
 
     return hook
 

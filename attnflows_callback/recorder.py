@@ -56,6 +56,9 @@ class AttentionRecorder:
         queue_size: snapshots waiting for the writer before ``snapshot`` blocks.
         layers, heads, rows, top_k: keep only part of each attention tensor, for large
             models (see :class:`~attnflows_callback.capture.Reduction` and docs/scaling.md).
+        head_importance: also store the gradient-based head importance of Michel et al.
+            (2019) per example and head when the probe set has labels (one backward pass
+            through the probe batches; parameter gradients are never touched).
 
     Raises:
         ValueError: bad arguments, a tokenizer that does not fit the model, or a run
@@ -101,6 +104,7 @@ class AttentionRecorder:
         heads=None,
         rows: str = "all",
         top_k: int | None = None,
+        head_importance: bool = False,
     ):
         if encoding not in ENCODINGS:
             raise ValueError(f"encoding must be one of {sorted(ENCODINGS)}, got {encoding!r}")
@@ -129,6 +133,7 @@ class AttentionRecorder:
         self.resume = resume
         self.run_dir = Path(run_dir)
         self.hparams = dict(hparams or {})
+        self.head_importance = bool(head_importance) and probe.probe_set.labels is not None
 
         self.classification_last = _is_decoder_only(self.model)
         streams = self._stream_shapes()
@@ -204,6 +209,17 @@ class AttentionRecorder:
             self._queue.join()
         self._raise_pending()
 
+    def discard_after(self, step: int) -> list[int]:
+        """Delete the snapshots after ``step``: the orphans of a crashed attempt resumed from ``step``.
+
+        Returns the discarded steps; :attr:`last_step` becomes the last step kept.
+        """
+        self.flush()
+        purged = [] if self._stopped else self.writer.purge_from(int(step) + 1)
+        kept = self.writer.steps()
+        self.last_step = kept[-1] if kept else None
+        return purged
+
     def close(self, status: str = "finished") -> None:
         """Drain the queue, publish the run's status and stop the writer. Safe to call twice."""
         if self._closed:
@@ -231,8 +247,9 @@ class AttentionRecorder:
 
     # ------------------------------------------------------------- internals
     def _capture(self, probe: TokenizedProbe, batch_size: int | None = None) -> ProbeCapture:
+        labels = probe.probe_set.labels if self.head_importance else None
         return capture_probe(self.model, probe, batch_size=batch_size or self.batch_size, reduction=self.reduction,
-                             classification_last=self.classification_last)
+                             classification_last=self.classification_last, labels=labels)
 
     def _stream_shapes(self) -> dict[str, dict]:
         """(layers, heads) stored per stream, from one tiny probe pass on the shortest example."""
@@ -306,6 +323,8 @@ class AttentionRecorder:
         elif self._reference is None:
             self._reference = self._load_reference()
         summaries = snapshot_summaries(capture.attention, self._reference)
+        for stream, scores in (capture.importance or {}).items():
+            summaries.setdefault(stream, {})["importance"] = scores
         accuracy = _accuracy(capture.logits, self.probe.probe_set.labels)
         self.writer.write_snapshot(
             step,

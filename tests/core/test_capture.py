@@ -129,3 +129,37 @@ def test_model_found_inside_a_wrapper():
     wrapper = torch.nn.ModuleDict({"backbone": tiny_model("bert")})
     capture = capture_probe(wrapper, ProbeSet(["hello world"]).tokenize(tokenizer()))
     assert capture.attention["self"][0].shape == (2, 4, 4, 4)
+
+
+def test_head_importance_equals_the_gradient_of_a_head_mask_and_leaves_grads_alone():
+    # Michel et al. (2019): I_h = |dL/dxi_h| for a mask xi_h scaling head h's output.
+    model = tiny_model("bert")
+    probe = probe_set().tokenize(tokenizer())
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 0.25)
+    capture = capture_probe(model, probe, labels=[0, 1, 1, 1, 1, 1], batch_size=2)
+    assert all(torch.equal(p.grad, torch.full_like(p, 0.25)) for p in model.parameters())
+    importance = capture.importance["self"]
+    assert importance.shape == (6, 2, 4)
+    reference = copy.deepcopy(model)
+    reference.set_attn_implementation("eager")
+    mask = torch.ones(2, 4, requires_grad=True)
+
+    def masked(layer):
+        def hook(module, args, output):
+            context = output[0]  # [B, T, heads * head_dim]: head h is slice h
+            scale = mask[layer].repeat_interleave(context.shape[-1] // 4)
+            return (context * scale, *output[1:])
+        return hook
+
+    for layer, block in enumerate(reference.bert.encoder.layer):
+        block.attention.self.register_forward_hook(masked(layer))
+    for i in (0, 3):
+        out = reference(input_ids=torch.tensor([probe.input_ids[i]]))
+        loss = torch.nn.functional.cross_entropy(out.logits, torch.tensor([[0, 1, 1, 1, 1, 1][i]]), reduction="sum")
+        (grad,) = torch.autograd.grad(loss, mask)
+        np.testing.assert_allclose(importance[i], grad.abs().numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_no_head_importance_without_labels():
+    assert capture_probe(tiny_model("bert"), probe_set().tokenize(tokenizer())).importance is None

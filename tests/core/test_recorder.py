@@ -226,3 +226,10 @@ def test_interpreter_exit_drains_the_queue_and_records_how_the_process_ended(tmp
     run = open_run(tmp_path)
     assert run.steps.tolist() == [0, 1, 2, 3]
     assert run.status["status"] == status
+
+
+def test_head_importance_is_stored_with_each_snapshot_when_asked(tmp_path):
+    with recorder(tmp_path, head_importance=True) as rec:
+        rec.snapshot(0)
+    importance = open_run(tmp_path).summary(0)["importance"]
+    assert importance.shape == (6, 2, 4) and (importance >= 0).all() and importance.max() > 0
