@@ -29,6 +29,7 @@ from .store import (
 )
 
 OPEN_FILES = 16
+STREAM_ORDER = {"self": 0, "encoder": 1, "decoder": 2, "cross": 3}
 
 
 class NotARunError(FileNotFoundError):
@@ -158,7 +159,8 @@ class Run:
     # ---------------------------------------------------------------- streams
     @property
     def streams(self) -> list[str]:
-        return list(self.meta.get("streams", {}))
+        """Stream names in canonical order: ``self``, or ``encoder``, ``decoder``, ``cross``."""
+        return sorted(self.meta.get("streams", {}), key=lambda s: (STREAM_ORDER.get(s, len(STREAM_ORDER)), s))
 
     @property
     def default_stream(self) -> str:

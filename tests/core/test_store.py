@@ -187,3 +187,9 @@ def test_writer_refuses_another_probe_set_or_model_and_keeps_what_is_there(tmp_p
     assert open_run(tmp_path).steps.tolist() == [0]
     replaced = writer(probe_id="q", overwrite=True)
     assert replaced.steps() == [] and json.loads((tmp_path / "attnflows" / "run.json").read_text())["probe_id"] == "q"
+
+
+def test_encoder_decoder_streams_come_in_canonical_order_with_the_encoder_first(tmp_path):
+    run = open_run(write_run(tmp_path / "t5", steps=(0,), family="t5", labels=None))
+    assert run.streams == ["encoder", "decoder", "cross"] and run.default_stream == "encoder"
+    assert run.stream_tokens(0, "cross")[0][0] == "<start>"

@@ -1,0 +1,429 @@
+"""What each route returns, as pure ``*_impl`` functions over open runs (docs/http_api.md).
+
+Routes in :mod:`.plugin` parse the query (:mod:`.params`), look the run up and call these;
+unit tests call them directly. Values that depend on the run (example, step, stream,
+layer, head, source) are checked here: an unknown example, step or stream is a
+:class:`~.errors.NotFound`, a value out of the run's bounds a :class:`~.errors.BadRequest`.
+All the attention maths comes from :mod:`attnflows_callback.analysis`.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+
+from attnflows_callback import analysis
+
+from .errors import BadRequest, MethodNotAllowed, NotFound, safe_text
+from .params import resolve_heads
+from .runs import AttentionCache, OpenRun
+
+STATUSES = ("running", "finished", "failed", "interrupted", "unknown")
+FLOW_METHODS = ("raw", "rollout", "flow", "trace")
+BINARY = "application/octet-stream"
+HEAD_POSITION_METRICS = {"to_cls": "cls", "to_sep": "sep", "to_self": "self"}  # contract name -> head_metrics key
+SUMMARY_METRICS = {"head_change": "js_from_start", "head_cosine": "cosine_from_start", "head_entropy": "entropy"}
+DEFAULT_TAU = 0.1
+DEFAULT_MOST_CHANGED = 10
+
+
+# ------------------------------------------------------------------ framing
+def frame(header: dict, values: np.ndarray) -> bytes:
+    """uint32 N, an N-byte JSON header padded with spaces to a 4-byte boundary, then float32 values.
+
+    Example:
+        >>> body = frame({"shape": [2]}, np.array([0.5, 1.0]))
+        >>> n = struct.unpack("<I", body[:4])[0]
+        >>> json.loads(body[4 : 4 + n]), np.frombuffer(body[4 + n :], "<f4").tolist(), (4 + n) % 4
+        ({'shape': [2]}, [0.5, 1.0], 0)
+    """
+    values = np.ascontiguousarray(values, dtype="<f4")
+    header = {**header, "shape": list(values.shape)}
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=True).encode("utf-8")
+    text += b" " * (-(4 + len(text)) % 4)
+    return struct.pack("<I", len(text)) + text + values.tobytes()
+
+
+def unframe(body: bytes) -> tuple[dict, np.ndarray]:
+    """The inverse of :func:`frame` (for tests and clients written in Python)."""
+    n = struct.unpack("<I", body[:4])[0]
+    header = json.loads(body[4 : 4 + n])
+    return header, np.frombuffer(body[4 + n :], dtype="<f4").reshape(header["shape"])
+
+
+def numbers(values, digits: int = 6):
+    """Nested lists of floats rounded to ``digits`` significant digits, None where not finite."""
+    a = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(a)
+    safe = np.where(finite & (a != 0), np.abs(a), 1.0)
+    scale = 10.0 ** (digits - 1 - np.floor(np.log10(safe)))
+    rounded = np.where(finite, np.round(np.where(finite, a, 0.0) * scale) / scale, 0.0)
+    if finite.all():
+        return rounded.tolist()
+    return np.where(finite, rounded, None).tolist()
+
+
+# -------------------------------------------------------------- run checks
+CROSS_STREAMS = ("cross",)  # queries and keys are different sequences: no rollout through them
+
+
+def check_stream(entry: OpenRun, stream: str | None) -> str:
+    if stream is None:
+        return entry.run.default_stream
+    if stream not in entry.run.streams:
+        raise NotFound(f"unknown stream: this run has streams {entry.run.streams}")
+    return stream
+
+
+def check_step(entry: OpenRun, step: int, what: str = "step") -> int:
+    try:
+        entry.run.snapshot_info(step)
+    except KeyError:
+        raise NotFound(f"unknown {what} {step}: it is not a readable snapshot of this run (see /runs)") from None
+    return step
+
+
+def check_example(entry: OpenRun, example: int) -> int:
+    if not 0 <= example < entry.run.num_examples:
+        raise NotFound(f"unknown example {example}: the probe set has {entry.run.num_examples} examples")
+    return example
+
+
+def check_index(value: int, size: int, what: str) -> int:
+    if not 0 <= value < size:
+        raise BadRequest(f"{what} {value} is out of range [0, {size})")
+    return value
+
+
+def read_attention(entry: OpenRun, cache: AttentionCache, example: int, step: int, stream: str) -> np.ndarray:
+    """Decoded attention ``[L, H, Tq, Tk]``.
+
+    A shard that fails now (damaged after it was indexed, or holding a link out of the run)
+    is a 404 for that snapshot only, and is recorded as a problem of the run for /runs.
+    """
+    try:
+        return cache.get(entry, example, step, stream)
+    except (OSError, ValueError, KeyError, EOFError, RuntimeError) as err:
+        reason = entry.note_read_problem(step, err)
+        raise NotFound(f"snapshot at step {step} could not be read ({reason}); see the run's problems") from None
+
+
+def classification_source(entry: OpenRun, length: int) -> int:
+    """The classification position: 0 for encoders, the last token for decoders."""
+    return length - 1 if entry.run.meta.get("classification_position") == "last" else 0
+
+
+# --------------------------------------------------------------------- /runs
+def run_listing_impl(name: str, entry: OpenRun) -> dict:
+    """One run's entry in /runs."""
+    run = entry.run
+    steps = run.steps.tolist()
+    model = run.meta.get("model", {})
+    status = run.status.get("status", "unknown")
+    return {
+        "run": name,
+        "steps": steps,
+        "kinds": [run.snapshot_info(s).kind for s in steps],
+        "model": {k: model.get(k) for k in ("class", "name_or_path", "identity")},
+        "streams": {s: dict(zip(("layers", "heads"), run.stream_shape(s))) for s in entry.run.streams},
+        "probe_id": run.probe_id,
+        "num_examples": run.num_examples,
+        "label_names": run.label_names,
+        "classification_position": run.meta.get("classification_position", "first"),
+        "hparams": run.meta.get("hparams", {}),
+        "status": status if status in STATUSES else "unknown",
+        "problems": entry.problems(),
+    }
+
+
+def runs_impl(listings: list[dict], skipped: list[dict] | None = None) -> dict:
+    """/runs: every run that holds attention snapshots; ``skipped``: runs that could not be opened."""
+    return {"runs": sorted(listings, key=lambda r: r["run"]), "skipped": skipped or []}
+
+
+# -------------------------------------------------------------------- /probe
+def probe_impl(name: str, entry: OpenRun) -> dict:
+    """/probe: texts, tokens, labels, and predictions with their confidence at every step."""
+    run = entry.run
+    steps = run.steps.tolist()
+    examples = []
+    for i in range(run.num_examples):
+        word_ids = run.word_ids(i)
+        examples.append({
+            "index": i,
+            "text": run.texts[i],
+            "text_pair": None if run.text_pairs is None else run.text_pairs[i],
+            "label": None if run.labels is None else run.labels[i],
+            "tokens": run.tokens(i),
+            "word_ids": None if word_ids is None else [int(w) for w in word_ids],
+            "truncated": run.truncated[i],
+        })
+    predictions = confidence = accuracy = None
+    flips = []
+    probabilities = [run.probabilities(s) for s in steps]
+    if steps and all(p is not None for p in probabilities):
+        stacked = np.stack(probabilities)  # [S, E, C]
+        chosen = stacked.argmax(axis=2)
+        predictions = chosen.tolist()
+        confidence = numbers(np.take_along_axis(stacked, chosen[..., None], axis=2)[..., 0])
+        accuracy = _accuracy(chosen, run.labels, stacked.shape[2])
+        flips = _flips(steps, chosen)
+    return {
+        "run": name,
+        "label_names": run.label_names,
+        "examples": examples,
+        "steps": steps,
+        "predictions": predictions,
+        "confidence": confidence,
+        "accuracy": accuracy,
+        "flips": flips,
+    }
+
+
+def _accuracy(predictions: np.ndarray, labels, classes: int) -> list[float] | None:
+    """Probe accuracy per step ([S]); None without labels, or labels the classifier cannot output."""
+    if labels is None or not len(labels) or max(labels) >= classes:
+        return None
+    return numbers((predictions == np.asarray(labels)[None, :]).mean(axis=1))
+
+
+def _flips(steps: list[int], predictions: np.ndarray) -> list[dict]:
+    per_example = analysis.prediction_flips(steps, predictions)
+    return [{"example": i, "steps": [int(s) for s in at]} for i, at in enumerate(per_example) if at]
+
+
+# ---------------------------------------------------------------- /attention
+def attention_impl(name: str, entry: OpenRun, cache: AttentionCache, *, example: int, step: int,
+                   stream: str | None = None, layer: int | None = None, head: int | None = None) -> bytes:
+    """/attention: ``[L, H, Tq, Tk]`` (or one layer, or one head) as framed float32."""
+    stream = check_stream(entry, stream)
+    check_example(entry, example)
+    check_step(entry, step)
+    layers, heads = entry.run.stream_shape(stream)
+    if head is not None and layer is None:
+        raise BadRequest("parameter 'head' requires 'layer'")
+    attention = read_attention(entry, cache, example, step, stream)
+    layer_list, head_list = list(range(layers)), list(range(heads))
+    if layer is not None:
+        check_index(layer, layers, "layer")
+        attention, layer_list = attention[layer : layer + 1], [layer]
+        if head is not None:
+            check_index(head, heads, "head")
+            attention, head_list = attention[:, head : head + 1], [head]
+    query_tokens, key_tokens = entry.run.stream_tokens(example, stream)
+    header = {"run": name, "example": example, "step": step, "stream": stream, "layers": layer_list,
+              "heads": head_list, "query_tokens": query_tokens, "key_tokens": key_tokens}
+    return frame(header, attention)
+
+
+# ------------------------------------------------------------------ /summary
+def summary_impl(name: str, entry: OpenRun, *, stream: str | None = None) -> dict:
+    """/summary: per-step layer and head change from step 0, entropy, and accuracy (no full tensors)."""
+    stream = check_stream(entry, stream)
+    run = entry.run
+    steps = run.steps.tolist()
+    out = {"run": name, "stream": stream, "steps": steps,
+           "kinds": [run.snapshot_info(s).kind for s in steps],
+           "wall_times": [run.snapshot_info(s).wall_time for s in steps]}
+    for key, metric in SUMMARY_METRICS.items():
+        _, values = run.summary_timeline(metric, stream)  # [S, E, L, H], NaN where not stored
+        change = analysis.summary_timeline_change(values)
+        out[key] = numbers(change["head"])
+        if key == "head_change":
+            out["layer_change"] = numbers(change["layer"])
+    probabilities = [run.probabilities(s) for s in steps]
+    out["accuracy"] = None
+    if steps and all(p is not None for p in probabilities):
+        stacked = np.stack(probabilities)
+        out["accuracy"] = _accuracy(stacked.argmax(axis=2), run.labels, stacked.shape[2])
+    return out
+
+
+# -------------------------------------------------------------------- /heads
+def heads_impl(name: str, entry: OpenRun, cache: AttentionCache, *, step: int, example: int | None = None,
+               stream: str | None = None) -> dict:
+    """/heads: head-grid metrics ``[L][H]`` at one step, for one example or averaged over the probe set."""
+    stream = check_stream(entry, stream)
+    check_step(entry, step)
+    if example is not None:
+        check_example(entry, example)
+    run = entry.run
+    layers, heads = run.stream_shape(stream)
+    examples = list(range(run.num_examples)) if example is None else [example]
+    summary = run.summary(step, stream)  # {metric: [E, L, H]} stored with the snapshot
+    missing = np.full((1, layers, heads), np.nan)
+
+    def from_summary(metric: str) -> np.ndarray:
+        values = summary.get(metric)
+        return analysis.summary_timeline_change((missing if values is None else values[examples])[None])["head"][0]
+
+    metrics = {"change": from_summary("js_from_start"), "entropy": from_summary("entropy"),
+               "cosine": from_summary("cosine_from_start")}
+    out: dict = {}
+    patterns = baseline = None
+    if stream not in CROSS_STREAMS:  # where heads look, and their pattern, are self-attention measures
+        per_example: dict[str, list] = {}
+        patterns, baseline = [], []
+        for i in examples:
+            attention = read_attention(entry, cache, i, step, stream)
+            _, key_tokens = run.stream_tokens(i, stream)
+            found = analysis.head_metrics(attention, key_tokens,
+                                          cls_index=classification_source(entry, attention.shape[-1]))
+            for metric, value in found.items():
+                per_example.setdefault(metric, []).append(value)
+            patterns.append(analysis.pattern_class(attention))
+            baseline.append(analysis.uniform_entropy(attention.shape[-1]))
+        averaged = {metric: np.mean(values, axis=0) for metric, values in per_example.items()}
+        if np.isnan(metrics["entropy"]).all():
+            metrics["entropy"] = averaged["entropy"]
+        for contract_name, metric in HEAD_POSITION_METRICS.items():
+            metrics[contract_name] = averaged.pop(metric)
+        metrics.update((metric, value) for metric, value in averaged.items() if metric != "entropy")
+    out = {key: numbers(value) for key, value in metrics.items()}
+    out["pattern"] = None if patterns is None else _mode(np.stack(patterns)).tolist()
+    out["importance"] = None  # no head-importance scores are recorded yet
+    for contract_name in HEAD_POSITION_METRICS:
+        out.setdefault(contract_name, None)
+    return {"run": name, "step": step, "stream": stream, "example": example, "metrics": out,
+            "pattern_classes": list(analysis.PATTERN_CLASSES),
+            "entropy_baseline": None if baseline is None else round(float(np.mean(baseline)), 6)}
+
+
+def _mode(classes: np.ndarray) -> np.ndarray:
+    """The most frequent class per head over examples ``[E, L, H] -> [L, H]`` (ties: the lower class)."""
+    counts = np.stack([(classes == c).sum(axis=0) for c in range(len(analysis.PATTERN_CLASSES))])
+    return counts.argmax(axis=0)
+
+
+# --------------------------------------------------------------------- /flow
+def flow_impl(name: str, entry: OpenRun, cache: AttentionCache, *, example: int, step: int, method: str,
+              stream: str | None = None, source: int | None = None, layer: int | None = None,
+              tau: float = DEFAULT_TAU, heads: list | None = None, residual: bool = True) -> bytes | dict:
+    """/flow: raw or rolled-out attention (framed float32), max-flow values or a trace (JSON)."""
+    if method not in FLOW_METHODS:
+        raise MethodNotAllowed(f"method must be one of {list(FLOW_METHODS)}")
+    stream = check_stream(entry, stream)
+    check_example(entry, example)
+    check_step(entry, step)
+    layers, heads_per_layer = entry.run.stream_shape(stream)
+    pairs = resolve_heads(heads, layers, heads_per_layer)
+    attention = read_attention(entry, cache, example, step, stream)
+    tokens, key_tokens = entry.run.stream_tokens(example, stream)
+    if method != "raw" and (stream in CROSS_STREAMS or attention.shape[-1] != attention.shape[-2]):
+        raise BadRequest(f"method {method!r} needs self-attention; stream {stream!r} is cross-attention")
+    length = attention.shape[-1]
+    source = classification_source(entry, length) if source is None else check_index(source, length, "source")
+    layer = layers - 1 if layer is None else check_index(layer, layers, "layer")
+    common = {"run": name, "example": example, "step": step, "stream": stream, "method": method,
+              "heads": None if pairs is None else [list(p) for p in pairs]}
+    if method == "raw":
+        return frame({**common, "query_tokens": tokens, "key_tokens": key_tokens},
+                     _mean_over_heads(attention, pairs))
+    selected, head_indices = head_selection(attention, pairs)
+    if method == "rollout":
+        rolled = analysis.rollout(selected, residual=residual, heads=head_indices)
+        return frame({**common, "residual": residual, "tokens": tokens}, rolled)
+    if method == "flow":
+        values = analysis.attention_flow(selected, source, residual=residual, heads=head_indices)
+        return {**common, "source": source, "residual": residual, "values": numbers(values), "tokens": tokens}
+    traced = analysis.trace(selected, source=source, layer=layer, tau=tau, heads=head_indices)
+    return {**common, "source": traced.source, "layer": traced.layer, "tau": traced.tau, "tokens": tokens,
+            "reached": [traced.tokens_at(level).tolist() for level in range(traced.reached.shape[0])],
+            "edges": [[int(e["layer"]), int(e["from_pos"]), int(e["to_pos"]), round(float(e["weight"]), 6)]
+                      for e in traced.edges],
+            "influence": numbers(traced.influence)}
+
+
+def head_selection(attention: np.ndarray, pairs: list[tuple[int, int]] | None) -> tuple[np.ndarray, list[int] | None]:
+    """What to hand the analysis functions, whose ``heads`` selects the same heads in every layer.
+
+    The same heads in every layer: the attention unchanged and those head indices. Different
+    heads per layer: each layer's selected heads averaged into one head (the analysis
+    averages the selected heads too), and ``None``.
+    """
+    if pairs is None:
+        return attention, None
+    per_layer = [[h for l, h in pairs if l == layer] for layer in range(attention.shape[0])]
+    empty = [layer for layer, chosen in enumerate(per_layer) if not chosen]
+    if empty:
+        raise BadRequest(f"heads selects no head in layer {empty[0]}; this method needs at least one head per layer")
+    if all(chosen == per_layer[0] for chosen in per_layer):
+        return attention, per_layer[0]
+    return np.stack([attention[layer, chosen].mean(axis=0) for layer, chosen in enumerate(per_layer)])[:, None], None
+
+
+def _mean_over_heads(attention: np.ndarray, pairs: list[tuple[int, int]] | None) -> np.ndarray:
+    """Per layer, the mean over the selected heads (zeros for a layer with none selected)."""
+    if pairs is None:
+        return attention.mean(axis=1)
+    out = np.zeros((attention.shape[0],) + attention.shape[2:], dtype=np.float32)
+    for layer in {p[0] for p in pairs}:
+        out[layer] = attention[layer, [h for l, h in pairs if l == layer]].mean(axis=0)
+    return out
+
+
+# ------------------------------------------------------------------ /compare
+def compare_impl(name: str, entry: OpenRun, other_name: str, other: OpenRun, cache: AttentionCache, *,
+                 step: int, other_step: int, example: int | None = None, stream: str | None = None,
+                 tau: float = DEFAULT_TAU, source: int | None = None, heads: list | None = None,
+                 k: int = DEFAULT_MOST_CHANGED) -> dict:
+    """/compare: head change measures between two snapshots, and the comparison trace of one example."""
+    if entry.run.probe_id != other.run.probe_id:
+        raise BadRequest("the two runs were recorded on different probe sets; only runs with the same probe id compare")
+    stream = check_stream(entry, stream)
+    check_stream(other, stream)
+    if entry.run.stream_shape(stream) != other.run.stream_shape(stream):
+        raise BadRequest(f"stream {stream!r} has a different number of layers or heads in the two runs")
+    check_step(entry, step)
+    check_step(other, other_step, "other_step")
+    if example is not None:
+        check_example(entry, example)
+    layers, heads_per_layer = entry.run.stream_shape(stream)
+    pairs = resolve_heads(heads, layers, heads_per_layer)
+    if k < 1:
+        raise BadRequest("parameter 'k' must be at least 1")
+    k = min(k, layers * heads_per_layer)
+    key = ("compare", step, str(other.run_dir), other.version, other_step, example, stream)
+    change = entry.cached(key, lambda: _compare_measures(entry, other, cache, step, other_step, example, stream))
+    js, cosine = change["js"], change["cosine"]
+    out = {
+        "run": name, "step": step, "other_run": other_name, "other_step": other_step, "stream": stream,
+        "example": example,
+        "head_js": numbers(js), "head_cosine": numbers(cosine),
+        "layer_js": numbers(change["layer_js"]), "layer_cosine": numbers(change["layer_cosine"]),
+        "most_changed": [
+            {"layer": l, "head": h, "js": numbers(js[l, h]), "cosine": numbers(cosine[l, h])}
+            for l, h, _ in analysis.most_changed_heads(change, k)
+        ],
+        "hparams": {"run": entry.run.meta.get("hparams", {}), "other_run": other.run.meta.get("hparams", {})},
+    }
+    if example is not None:
+        a = read_attention(entry, cache, example, step, stream)
+        b = read_attention(other, cache, example, other_step, stream)
+        if stream in CROSS_STREAMS or a.shape[-1] != a.shape[-2]:
+            raise BadRequest(f"the comparison trace needs self-attention; stream {stream!r} is cross-attention")
+        tokens, _ = entry.run.stream_tokens(example, stream)
+        length = a.shape[-1]
+        source = classification_source(entry, length) if source is None else check_index(source, length, "source")
+        a, head_indices = head_selection(a, pairs)
+        b, _ = head_selection(b, pairs)
+        traced = analysis.compare_trace(a, b, source=source, tau=tau, heads=head_indices)
+        out["trace"] = {"source": source, "tau": tau, "tokens": tokens,
+                        "edges": [[int(e["layer"]), int(e["from_pos"]), int(e["to_pos"]),
+                                   round(float(e["weight_first"]), 6), round(float(e["weight_second"]), 6), str(label)]
+                                  for e, label in zip(traced.edges, traced.labels)]}
+    return out
+
+
+def _compare_measures(entry, other, cache, step, other_step, example, stream) -> dict:
+    examples = range(entry.run.num_examples) if example is None else [example]
+    first = [read_attention(entry, cache, i, step, stream) for i in examples]
+    second = [read_attention(other, cache, i, other_step, stream) for i in examples]
+    return analysis.head_change(first, second)
+
+
+def error_body(err: Exception) -> dict:
+    """The JSON body of an error response."""
+    return {"error": safe_text(err)}

@@ -1,0 +1,21 @@
+"""Names and limits of the Attention Flows TensorBoard plugin."""
+
+PLUGIN_NAME = "attnflows"
+TAB_NAME = "Attention Flows"
+
+# The frontend module TensorBoard loads in the tab's iframe (see plugin.frontend_metadata).
+ES_MODULE_PATH = "/index.js"
+
+# Bounds on query values: anything outside is a 400, never a slow or huge request.
+MAX_PARAM_CHARS = 65536  # longest accepted query value (a long `heads` list)
+MAX_STEP = 10**15  # snapshot files name steps with 12 digits; anything larger cannot exist
+MAX_HEAD_PAIRS = 4096  # `heads` entries
+MAX_MOST_CHANGED = 64  # `k` of /compare
+
+# Caches: memory stays bounded whatever the number of runs and snapshots.
+OPEN_RUNS = 8  # open reader `Run`s kept (each holds up to 16 open shards)
+OPEN_RUNS_BYTES = 512 * 2**20  # and at most this much of their in-memory index (summaries, logits)
+ATTENTION_CACHE_BYTES = 96 * 2**20  # decoded attention tensors kept for repeated requests
+DERIVED_PER_RUN = 32  # computed responses (summary, probe, head grids) kept per open run
+RUN_TABLE_TTL_S = 2.0  # how long TensorBoard's run list is reused before asking again
+SETTLE_S = 2.0  # a directory changed this recently is re-checked on every request (coarse mtimes)

@@ -1,0 +1,367 @@
+"""Run discovery and the caches behind the routes.
+
+* :class:`RunCatalog` maps the run names that TensorBoard lists (through its data provider,
+  or the legacy multiplexer) to directories under the logdir. A requested run name is
+  only ever *looked up* in that table; it never becomes a path. Directories whose real
+  path leaves the logdir (symlinks out) are left out of the table.
+* :class:`RunCache` keeps a bounded LRU of open reader :class:`~attnflows_callback.reader.Run`
+  objects (by count and by the size of their in-memory index) and refreshes one when its
+  files change: a cheap ``stat`` of three paths per request tells whether new snapshots
+  landed, so a live run shows new steps without restarting TensorBoard.
+* :class:`AttentionCache` keeps recently decoded attention tensors, bounded in bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from attnflows_callback.reader import Run, open_run
+from attnflows_callback.store import DATA_DIRNAME, SNAPSHOT_DIRNAME
+
+from . import metadata
+from .errors import NotFound, safe_text
+
+logger = logging.getLogger(__name__)
+
+ListNames = Callable[[object, str], Iterable[str]]  # (request context, experiment id) -> run names
+
+
+@dataclass(frozen=True)
+class RunTable:
+    """Discovered attnflows runs of one experiment: name -> run directory (under the logdir)."""
+
+    dirs: dict[str, Path]
+    listed_at: float
+
+
+class RunCatalog:
+    """TensorBoard's run names, filtered to those that hold an attnflows run inside the logdir.
+
+    Args:
+        logdir: TensorBoard's ``--logdir``; None or a non-local path means no runs.
+        list_names: returns TensorBoard's run names for (request context, experiment id).
+        ttl: seconds a listing is reused; an unknown name asks again only once it is this old,
+            so a flood of bad names cannot turn into a flood of listings.
+    """
+
+    def __init__(self, logdir: str | None, list_names: ListNames, *, ttl: float = metadata.RUN_TABLE_TTL_S):
+        self._root = _local_root(logdir)
+        self.ttl = ttl
+        self._list_names = list_names
+        self._lock = threading.Lock()
+        self._tables: OrderedDict[str, RunTable] = OrderedDict()
+
+    @property
+    def root(self) -> Path | None:
+        return self._root
+
+    def table(self, ctx, experiment_id: str, *, max_age: float | None = None) -> RunTable:
+        """The run table of ``experiment_id``, asked of TensorBoard again when older than ``max_age`` (default ttl)."""
+        max_age = self.ttl if max_age is None else max_age
+        with self._lock:
+            table = self._tables.get(experiment_id)
+            if table is not None and time.monotonic() - table.listed_at <= max_age:
+                self._tables.move_to_end(experiment_id)
+                return table
+        dirs = {}
+        if self._root is not None:
+            for name in sorted(set(self._list_names(ctx, experiment_id))):
+                run_dir = run_directory(self._root, name)
+                if run_dir is not None:
+                    dirs[name] = run_dir
+        table = RunTable(dirs, time.monotonic())
+        with self._lock:
+            self._tables[experiment_id] = table
+            self._tables.move_to_end(experiment_id)
+            while len(self._tables) > 16:
+                self._tables.popitem(last=False)
+        return table
+
+    def lookup(self, name: str, ctx, experiment_id: str) -> Path:
+        """The directory of run ``name``; an unknown name asks TensorBoard again if the listing is older than ttl."""
+        table = self.table(ctx, experiment_id, max_age=float("inf"))
+        if name not in table.dirs:
+            table = self.table(ctx, experiment_id)
+        if name not in table.dirs:
+            raise NotFound("unknown run: the runs route lists the runs that hold attention snapshots")
+        return table.dirs[name]
+
+
+def run_directory(root: Path, name: str) -> Path | None:
+    """The directory of TensorBoard run ``name`` if it holds an attnflows run inside ``root``, else None.
+
+    ``name`` comes from TensorBoard's own listing (``"."`` is the logdir itself); even so it
+    is checked part by part, and the directory's real path must stay inside ``root``.
+
+    Example:
+        >>> run_directory(Path("/tmp"), "../etc") is None
+        True
+    """
+    if not isinstance(name, str) or "\x00" in name or "\\" in name or name.startswith("/"):
+        return None
+    parts = [] if name == "." else name.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return None
+    run_dir = root.joinpath(*parts)
+    data_dir = run_dir / DATA_DIRNAME
+    try:
+        if not (data_dir / "run.json").is_file() or (data_dir / "run.json").is_symlink():
+            return None
+        for path in (run_dir, data_dir, data_dir / SNAPSHOT_DIRNAME):
+            if path.exists() and not _inside(root, path):
+                logger.warning("attnflows: run %r points outside the logdir; it is not served", name)
+                return None
+    except OSError:
+        return None
+    return run_dir
+
+
+def _inside(root: Path, path: Path) -> bool:
+    real = os.path.realpath(path)
+    return real == str(root) or real.startswith(str(root) + os.sep)
+
+
+def _local_root(logdir: str | None) -> Path | None:
+    if not logdir or "://" in logdir:
+        return None
+    path = os.path.realpath(os.path.expanduser(logdir))
+    return Path(path) if os.path.isdir(path) else None
+
+
+# ------------------------------------------------------------------ open runs
+@dataclass
+class OpenRun:
+    """An open reader ``Run`` and what the plugin derived from it, valid for one ``version``."""
+
+    run_dir: Path
+    run: Run
+    signature: tuple
+    checked_at: float
+    version: int = 0
+    weight: int = 0
+    derived: OrderedDict = field(default_factory=OrderedDict)
+    read_problems: dict = field(default_factory=dict)  # shard file -> (identity, reason), shared per run_dir
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    on_problem: Callable[[], None] | None = None
+
+    def cached(self, key, compute: Callable[[], object]):
+        """``compute()`` once per version of the run (kept up to DERIVED_PER_RUN results)."""
+        with self.lock:
+            version = self.version
+            hit = self.derived.get(key)
+            if hit is not None and hit[0] == version:
+                self.derived.move_to_end(key)
+                return hit[1]
+        value = compute()
+        with self.lock:
+            if self.version == version:
+                self.derived[key] = (version, value)
+                self.derived.move_to_end(key)
+                while len(self.derived) > metadata.DERIVED_PER_RUN:
+                    self.derived.popitem(last=False)
+        return value
+
+    def note_read_problem(self, step: int, err: Exception) -> str:
+        """Remember that a shard failed when read (shown in /runs until the file changes)."""
+        info = self.run.snapshot_info(step)
+        reason = safe_text(f"{type(err).__name__}: {err}")
+        with self.lock:
+            self.read_problems[info.file] = (info.identity, reason)
+            self.version += 1
+        if self.on_problem is not None:
+            self.on_problem()
+        return reason
+
+    def problems(self) -> list[dict]:
+        found = [{"file": p.file, "reason": safe_text(p.reason)} for p in self.run.problems]
+        with self.lock:
+            for file, (identity, reason) in sorted(self.read_problems.items()):
+                found.append({"file": file, "reason": reason})
+        return found
+
+
+class RunCache:
+    """A bounded LRU of open runs, refreshed when their files change.
+
+    Args:
+        max_runs: open runs kept.
+        max_bytes: estimated bytes of the runs' in-memory indexes (summaries and logits
+            of every snapshot) kept; the most recently used run is always kept.
+    """
+
+    def __init__(self, max_runs: int = metadata.OPEN_RUNS, max_bytes: int = metadata.OPEN_RUNS_BYTES):
+        self.max_runs = max_runs
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._open: OrderedDict[Path, OpenRun] = OrderedDict()
+        self._opening: dict[Path, threading.Lock] = {}
+        # Shards that failed when read outlive the open run (bounded): /runs keeps showing them.
+        self._read_problems: OrderedDict[Path, dict] = OrderedDict()
+        self.read_problems_noted = 0
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def peek(self, run_dir: Path) -> OpenRun | None:
+        """The open run in ``run_dir`` if it is open, without opening or refreshing it."""
+        with self._lock:
+            return self._open.get(run_dir)
+
+    def _problem_noted(self) -> None:
+        with self._lock:
+            self.read_problems_noted += 1
+
+    def get(self, run_dir: Path) -> OpenRun:
+        """The open run in ``run_dir``, refreshed if new snapshots (or a new status) landed."""
+        with self._lock:
+            entry = self._open.get(run_dir)
+            if entry is not None:
+                self._open.move_to_end(run_dir)
+            gate = self._opening.setdefault(run_dir, threading.Lock())
+        if entry is None:
+            with gate:  # one thread opens a run; the others wait and share it
+                with self._lock:
+                    entry = self._open.get(run_dir)
+                if entry is None:
+                    entry = self._open_run(run_dir)
+        else:
+            self._refresh_if_changed(entry)
+        return entry
+
+    def _open_run(self, run_dir: Path) -> OpenRun:
+        signature = files_signature(run_dir)
+        run = open_run(run_dir)
+        entry = OpenRun(run_dir, run, signature, time.time(), on_problem=self._problem_noted)
+        entry.weight = index_bytes(run)
+        with self._lock:
+            entry.read_problems = self._read_problems.setdefault(run_dir, {})
+            self._read_problems.move_to_end(run_dir)
+            while len(self._read_problems) > 4096:
+                self._read_problems.popitem(last=False)
+        _drop_stale_problems(entry)
+        with self._lock:
+            self._open[run_dir] = entry
+            self._evict()
+        return entry
+
+    def _refresh_if_changed(self, entry: OpenRun) -> None:
+        signature = files_signature(entry.run_dir)
+        if signature == entry.signature and settled(signature, entry.checked_at):
+            return
+        with entry.lock:
+            if signature == entry.signature and settled(signature, entry.checked_at):
+                return
+            before = (len(entry.run.steps), len(entry.run.problems))
+            new_steps = entry.run.refresh()
+            after = (len(entry.run.steps), len(entry.run.problems))
+            stale = _drop_stale_problems(entry)
+            if new_steps or before != after or stale or signature != entry.signature:
+                entry.version += 1
+            entry.signature = signature
+            entry.checked_at = time.time()
+            entry.weight = index_bytes(entry.run)
+        with self._lock:
+            self._evict()
+
+    def _evict(self) -> None:
+        total = sum(e.weight for e in self._open.values())
+        while len(self._open) > 1 and (len(self._open) > self.max_runs or total > self.max_bytes):
+            run_dir, old = self._open.popitem(last=False)
+            total -= old.weight
+            self._opening.pop(run_dir, None)
+            old.run.close()
+
+    def clear(self) -> None:
+        with self._lock:
+            while self._open:
+                self._open.popitem()[1].run.close()
+            self._opening.clear()
+
+
+def _drop_stale_problems(entry: OpenRun) -> list[str]:
+    """Forget read failures of shards that were replaced or removed since; returns their names."""
+    with entry.lock:
+        if not entry.read_problems:
+            return []
+        current = {}
+        for step in entry.run.steps.tolist():
+            info = entry.run.snapshot_info(step)
+            current[info.file] = info.identity
+        stale = [f for f, (identity, _) in entry.read_problems.items() if current.get(f) != identity]
+        for file in stale:
+            del entry.read_problems[file]
+        return stale
+
+
+def files_signature(run_dir: Path) -> tuple:
+    """What changes when a snapshot is published or removed, or the status or metadata is rewritten."""
+    data_dir = run_dir / DATA_DIRNAME
+    parts = []
+    for path in (data_dir / SNAPSHOT_DIRNAME, data_dir / "status.json", data_dir / "run.json"):
+        try:
+            st = os.stat(path)
+            parts.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        except OSError:
+            parts.append(None)
+    return tuple(parts)
+
+
+def settled(signature: tuple, checked_at: float) -> bool:
+    """False while a file changed within SETTLE_S of the last check: mtimes are coarse, so look again."""
+    newest = max((p[2] for p in signature if p is not None), default=0) / 1e9
+    return checked_at - newest > metadata.SETTLE_S
+
+
+def index_bytes(run: Run) -> int:
+    """Estimated bytes of a run's in-memory index: summaries and logits of every snapshot."""
+    per_snapshot = 0
+    for stream in run.streams:
+        layers, heads = run.stream_shape(stream)
+        per_snapshot += 3 * run.num_examples * layers * heads * 4
+    per_snapshot += run.num_examples * 8 * 4 + 512
+    return 4096 + len(run.steps) * per_snapshot
+
+
+# ------------------------------------------------------------ decoded tensors
+class AttentionCache:
+    """Recently decoded attention tensors, keyed by shard identity, at most ``max_bytes`` in all."""
+
+    def __init__(self, max_bytes: int = metadata.ATTENTION_CACHE_BYTES):
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._items: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, entry: OpenRun, example: int, step: int, stream: str) -> np.ndarray:
+        """float32 ``[L, H, Tq, Tk]`` of one example at one step (read-only: never modify it)."""
+        info = entry.run.snapshot_info(step)
+        key = (str(entry.run_dir), step, info.identity, stream, example)
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+                return value
+        value = entry.run.attention(example, step, stream)
+        value.setflags(write=False)
+        if value.nbytes <= self.max_bytes:
+            with self._lock:
+                if key not in self._items:
+                    self._items[key] = value
+                    self._bytes += value.nbytes
+                while self._bytes > self.max_bytes:
+                    self._bytes -= self._items.popitem(last=False)[1].nbytes
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0

@@ -1,0 +1,134 @@
+"""Discovery, bounded caches and live refresh (tb_plugin/runs.py), and the pure helpers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from attnflows_tb import api, params
+from attnflows_tb.errors import BadRequest, NotFound, safe_text
+from attnflows_tb.runs import AttentionCache, RunCache, RunCatalog, run_directory
+
+from .conftest import PREFIX, make_app, snapshot_path
+
+
+def test_catalog_keeps_only_attnflows_runs_inside_the_logdir(logdir):
+    names = ["sweep/lr_1", "gpt", ".", "../outside/secret_run", "/etc", "sweep\\lr_1", "sweep/../gpt", "escape",
+             "escape_data", "no_such_run", "sweep", "sweep//lr_1"]
+    catalog = RunCatalog(str(logdir), lambda ctx, eid: names)
+    assert sorted(catalog.table(None, "").dirs) == ["gpt", "sweep/lr_1"]
+    with pytest.raises(NotFound):
+        catalog.lookup("escape", None, "")
+    assert catalog.lookup("gpt", None, "") == logdir.resolve() / "gpt"
+
+
+def test_catalog_asks_tensorboard_again_for_an_unknown_name(logdir):
+    listed = [["gpt"]]
+    catalog = RunCatalog(str(logdir), lambda ctx, eid: listed[0], ttl=3600)
+    assert list(catalog.table(None, "").dirs) == ["gpt"]
+    listed[0] = ["gpt", "t5"]
+    with pytest.raises(NotFound):  # a fresh listing is reused: unknown names cannot flood TensorBoard
+        catalog.lookup("t5", None, "")
+    catalog.ttl = 0
+    assert catalog.lookup("t5", None, "") == logdir.resolve() / "t5"
+
+
+def test_run_directory_refuses_a_data_folder_that_is_a_symlink_out(logdir):
+    root = logdir.resolve()
+    assert run_directory(root, "escape") is None and run_directory(root, "escape_data") is None
+    assert run_directory(root, "sweep/lr_1") == root / "sweep" / "lr_1"
+
+
+def test_open_runs_are_bounded_by_count(logdir):
+    cache = RunCache(max_runs=2)
+    for name in ("gpt", "t5", "sweep/lr_1"):
+        cache.get(logdir / name)
+    assert len(cache) == 2 and cache.peek(logdir / "gpt") is None
+    assert cache.get(logdir / "gpt").run.steps.tolist() == [0, 5]  # reopened on demand
+
+
+def test_open_runs_are_bounded_by_index_size_keeping_the_latest(logdir):
+    cache = RunCache(max_runs=100, max_bytes=1)
+    for name in ("gpt", "t5", "sweep/lr_1"):
+        cache.get(logdir / name)
+    assert len(cache) == 1 and cache.peek(logdir / "sweep" / "lr_1") is not None
+
+
+def test_decoded_attention_cache_is_bounded_in_bytes(logdir):
+    entry = RunCache().get(logdir / "sweep" / "lr_1")
+    one = entry.run.attention(0, 0).nbytes
+    cache = AttentionCache(max_bytes=int(2.5 * one))
+    for i in range(6):
+        cache.get(entry, i, 0, "self")
+    assert 0 < cache._bytes <= cache.max_bytes and 1 <= len(cache._items) < 6
+    assert not cache.get(entry, 5, 0, "self").flags.writeable
+
+
+def test_live_run_shows_new_steps_status_and_removals_without_a_restart(tmp_path, logdir):
+    from werkzeug.test import Client
+
+    live = tmp_path / "logs" / "live"
+    shutil.copytree(logdir / "sweep" / "lr_1", live)
+    for step in (10, 20):
+        snapshot_path(live, step).unlink()
+    client = Client(make_app(tmp_path / "logs", multiplexer=False))
+
+    def listed():
+        return client.get(f"{PREFIX}/runs").json["runs"][0]
+
+    assert listed()["steps"] == [0]
+    assert client.get(f"{PREFIX}/summary", query_string={"run": "live"}).json["steps"] == [0]
+    for step in (10, 20):  # published as the writer does: a dot-file renamed into place
+        tmp = snapshot_path(live, step).with_name(f".step-{step}.tmp")
+        shutil.copy(snapshot_path(logdir / "sweep" / "lr_1", step), tmp)
+        os.replace(tmp, snapshot_path(live, step))
+    assert listed()["steps"] == [0, 10, 20]
+    assert client.get(f"{PREFIX}/summary", query_string={"run": "live"}).json["steps"] == [0, 10, 20]
+    assert client.get(f"{PREFIX}/attention", query_string={"run": "live", "example": 0, "step": 20}).status_code == 200
+    (live / "attnflows" / "status.json").write_text('{"status": "failed"}')
+    assert listed()["status"] == "failed"
+    snapshot_path(live, 20).unlink()
+    assert listed()["steps"] == [0, 10]
+    assert client.get(f"{PREFIX}/attention", query_string={"run": "live", "example": 0, "step": 20}).status_code == 404
+
+
+# ------------------------------------------------------------ pure helpers
+def test_frame_pads_the_header_to_four_bytes():
+    for extra in range(8):
+        body = api.frame({"x": "y" * extra}, np.ones((2, 3)))
+        header, values = api.unframe(body)
+        assert (len(body) - values.nbytes) % 4 == 0 and header["shape"] == [2, 3] and values.dtype == np.float32
+
+
+def test_numbers_round_and_turn_non_finite_into_null():
+    assert api.numbers([0.123456789, np.nan, np.inf, 0.0, -2.5e-9]) == [0.123457, None, None, 0.0, -2.5e-09]
+
+
+def test_params_are_strict():
+    assert params.integer({"s": "007"}, "s") == 7
+    for bad in ("-1", "1.0", "1e3", "0x1", " 1", "", "١"):
+        with pytest.raises(BadRequest):
+            params.integer({"s": bad}, "s", required=True)
+    for bad in ("nan", "inf", "1e-3", "-0.5", "2", "0.5.1"):
+        with pytest.raises(BadRequest):
+            params.real({"t": bad}, "t", low=0.0, high=1.0, default=0.1)
+    assert params.heads({"heads": ""}) is None
+    assert params.resolve_heads([(None, 0), (0, 1)], 2, 2) == [(0, 0), (0, 1), (1, 0)]
+    assert params.resolve_heads([(None, 0), (None, 1)], 2, 2) is None
+
+
+def test_safe_text_strips_paths_and_hdf5_details():
+    text = safe_text("OSError: Unable to open file (name = '/home/u/run/x.h5', errno = 2) at /home/u/run/y.h5")
+    assert "/home" not in text and "y.h5" in text
+
+
+@pytest.mark.parametrize("module", ["api", "errors", "params", "runs"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"attnflows_tb.{module}"))
+    assert result.failed == 0 and result.attempted > 0
