@@ -1,0 +1,70 @@
+// The backend's HTTP API (docs/http_api.md): JSON routes and the binary tensor framing.
+
+// The module lives at .../data/plugin/attnflows/static/api.js; the routes sit one level up.
+const BASE = new URL("../", import.meta.url);
+const CACHE_SIZE = 160;
+const cache = new Map();
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export function routeUrl(route, params = {}) {
+  const url = new URL(route, BASE);
+  for (const [key, value] of Object.entries(params)) {
+    if (value === null || value === undefined || value === "") continue;
+    url.searchParams.set(key, String(value));
+  }
+  return url.toString();
+}
+
+async function request(url, kind) {
+  const response = await fetch(url, {credentials: "same-origin"});
+  if (!response.ok) {
+    let text = `HTTP ${response.status}`;
+    try {
+      const body = await response.json();
+      if (body && typeof body.error === "string") text = body.error;
+    } catch {
+      // Not JSON: keep the status line.
+    }
+    throw new ApiError(response.status, text);
+  }
+  if (kind === "json") return response.json();
+  return decodeTensor(await response.arrayBuffer());
+}
+
+/** Decode the framing: uint32 header length, JSON header, float32 values in C order. */
+export function decodeTensor(buffer) {
+  const n = new DataView(buffer).getUint32(0, true);
+  const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, n)));
+  const values = new Float32Array(buffer, 4 + n);
+  const expected = (header.shape || []).reduce((a, b) => a * b, 1);
+  if (values.length !== expected) {
+    throw new ApiError(500, `tensor has ${values.length} values, header shape ${header.shape} wants ${expected}`);
+  }
+  return {header, values, shape: header.shape};
+}
+
+/** GET a route; kind is "json" or "tensor". Responses are cached unless fresh is set. */
+export function get(route, params = {}, {kind = "json", fresh = false} = {}) {
+  const url = routeUrl(route, params);
+  if (!fresh && cache.has(url)) {
+    const hit = cache.get(url);
+    cache.delete(url);
+    cache.set(url, hit);
+    return hit;
+  }
+  const pending = request(url, kind);
+  cache.set(url, pending);
+  pending.catch(() => cache.delete(url));
+  while (cache.size > CACHE_SIZE) cache.delete(cache.keys().next().value);
+  return pending;
+}
+
+export function forget() {
+  cache.clear();
+}

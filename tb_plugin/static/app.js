@@ -1,0 +1,402 @@
+// The application: loads runs, holds the view state, and updates the views when it changes.
+
+import {get, forget} from "./api.js";
+import {clear, el, message} from "./dom.js";
+import {RunComparison} from "./compare.js";
+import {FlowView} from "./flow.js";
+import {HeadDetail} from "./headdetail.js";
+import {HeadGrid} from "./headgrid.js";
+import {TokenInfluence} from "./influence.js";
+import {Tooltip} from "./panel.js";
+import {Picker} from "./picker.js";
+import {DEFAULTS, Store, headSet, readHash, writeHash} from "./state.js";
+import {Timeline} from "./timeline.js";
+
+const POLL_MS = 15000;
+
+// Which state keys each view depends on ("data" stands for newly loaded run data).
+const DEPENDS = {
+  timeline: ["data", "run", "step"],
+  flow: ["data", "run", "example", "step", "method", "tau", "source", "layer", "heads", "overlay", "other"],
+  heads: ["data", "run", "example", "step", "metric", "heads", "detail"],
+  detail: ["data", "run", "example", "step", "detail"],
+  influence: ["data", "run", "example", "step", "method", "source", "layer", "heads"],
+  compare: ["data", "run", "step", "other"],
+};
+
+class App {
+  constructor(root) {
+    this.root = root;
+    this.store = new Store(readHash());
+    this.runs = [];
+    this.probe = null;
+    this.summary = null;
+    this.tooltip = new Tooltip();
+    this.pending = 0;
+    this.renders = 0;
+    this.settledWaiters = [];
+    this.running = new Map();
+    this.queued = new Map();
+    this.prefetchGeneration = 0;
+    this.prefetchTimer = null;
+    this.picker = new Picker(this);
+    this.views = {
+      timeline: new Timeline(this),
+      flow: new FlowView(this),
+      heads: new HeadGrid(this),
+      detail: new HeadDetail(this),
+      influence: new TokenInfluence(this),
+      compare: new RunComparison(this),
+    };
+    this.banners = el("div", {class: "af-banners"});
+    this.grid = el("div", {class: "af-grid"}, [
+      el("div", {class: "af-span"}, [this.views.timeline.root]),
+      this.views.flow.root,
+      el("div", {class: "af-stack"}, [this.views.heads.root, this.views.influence.root]),
+      el("div", {class: "af-span"}, [this.views.detail.root]),
+      el("div", {class: "af-span"}, [this.views.compare.root]),
+    ]);
+    this.main = el("main", {class: "af-main"}, [this.banners, this.grid]);
+    root.append(this.picker.root, this.main);
+    this.store.subscribe((changed) => this.onChange(changed));
+    document.addEventListener("keydown", (e) => this.onKey(e));
+    let resizeTimer = null;
+    window.addEventListener("resize", () => {
+      clearTimeout(resizeTimer);
+      resizeTimer = setTimeout(() => this.repaint(), 120);
+    });
+  }
+
+  get state() {
+    return this.store.state;
+  }
+
+  get run() {
+    return this.runs.find((r) => r.run === this.state.run) || null;
+  }
+
+  get otherRun() {
+    const other = this.runs.find((r) => r.run === this.state.other && r.run !== this.state.run);
+    return other && other.probe_id === this.run?.probe_id ? other : null;
+  }
+
+  get steps() {
+    return this.summary?.steps || this.run?.steps || [];
+  }
+
+  nearestStep(steps, step) {
+    if (!steps.length) return null;
+    if (step < 0) return steps[steps.length - 1];
+    return steps.reduce((best, s) => (Math.abs(s - step) < Math.abs(best - step) ? s : best), steps[0]);
+  }
+
+  /** The step shown: the one in the state, or the nearest snapshot; -1 in the state means the latest. */
+  get step() {
+    return this.nearestStep(this.steps, this.state.step);
+  }
+
+  /** The pre-trained reference: the first snapshot (step 0 when the recorder ran before training). */
+  get preStep() {
+    return this.steps[0];
+  }
+
+  get stream() {
+    return this.summary?.stream || Object.keys(this.run?.streams || {})[0] || null;
+  }
+
+  get layers() {
+    return this.run?.streams?.[this.stream]?.layers || 0;
+  }
+
+  get heads() {
+    return this.run?.streams?.[this.stream]?.heads || 0;
+  }
+
+  get example() {
+    const n = this.probe?.examples.length || 0;
+    return Math.min(Math.max(0, this.state.example), Math.max(0, n - 1));
+  }
+
+  get tokens() {
+    return this.probe?.examples[this.example]?.tokens || [];
+  }
+
+  /** The head in the detail view: the chosen one, else the one that changed most at this step. */
+  get detailHead() {
+    if (this.state.detail) return this.state.detail;
+    const selected = [...headSet(this.state)];
+    if (selected.length) return selected[0];
+    const k = this.summary?.steps.indexOf(this.step) ?? -1;
+    const change = k >= 0 ? this.summary.head_change?.[k] : null;
+    let best = this.layers ? `${this.layers - 1}:0` : "";
+    let bestValue = -Infinity;
+    (change || []).forEach((row, l) => (row || []).forEach((v, h) => {
+      if (Number.isFinite(v) && v > bestValue) [best, bestValue] = [`${l}:${h}`, v];
+    }));
+    return best;
+  }
+
+  /**
+   * The `heads` query for the flow routes: in a layer with selected heads only those, in any other
+   * layer all heads (the routes need at least one head per layer); null when nothing is selected.
+   */
+  get flowHeads() {
+    const selected = [...headSet(this.state)].map((k) => k.split(":").map(Number))
+      .filter(([l, h]) => l >= 0 && l < this.layers && h >= 0 && h < this.heads);
+    if (!selected.length) return null;
+    const pairs = [];
+    for (let l = 0; l < this.layers; l++) {
+      const mine = selected.filter(([sl]) => sl === l).map(([, h]) => h).sort((a, b) => a - b);
+      for (const h of mine.length ? mine : [...Array(this.heads).keys()]) pairs.push(`${l}:${h}`);
+    }
+    return pairs.join(",");
+  }
+
+  stem(view) {
+    return `attnflows-${view}-${this.state.run}-step${this.step}-ex${this.example}`;
+  }
+
+  // --- loading ---------------------------------------------------------------------------------
+
+  async start() {
+    await this.track(this.loadRuns());
+    setInterval(() => this.poll(), POLL_MS);
+  }
+
+  async loadRuns() {
+    let body;
+    try {
+      body = await get("runs", {}, {fresh: true});
+    } catch (err) {
+      this.showFatal("error", "Could not list the runs.", err.message);
+      return;
+    }
+    this.runs = body.runs || [];
+    this.skipped = body.skipped || [];
+    if (!this.runs.length) {
+      this.renderBanners();
+      this.picker.renderRuns();
+      this.showFatal("info", "No runs yet.",
+        "Attention snapshots appear here once a run records them: attach attnflows' AttentionRecorder (or its Lightning / " +
+        "Hugging Face callback) to a training run that writes under this TensorBoard's --logdir.");
+      return;
+    }
+    this.grid.hidden = false;
+    if (!this.run) {
+      this.store.state.run = this.runs[0].run;
+      writeHash(this.state);
+    }
+    await this.loadRun();
+  }
+
+  async loadRun({fresh = true} = {}) {
+    const name = this.state.run;
+    this.probe = null;
+    this.summary = null;
+    this.renderBanners();
+    this.picker.update(new Set(["runs", "run"]));
+    try {
+      const [probe, summary] = await Promise.all([
+        get("probe", {run: name}, {fresh}),
+        get("summary", {run: name}, {fresh}),
+      ]);
+      if (name !== this.state.run) return;
+      this.probe = probe;
+      this.summary = summary;
+    } catch (err) {
+      if (name !== this.state.run) return;
+      for (const view of Object.values(this.views)) view.panel.showMessage("error", `Could not load ${name}.`, err.message);
+      return;
+    }
+    this.refresh(new Set(["data", ...Object.keys(DEFAULTS)]));
+  }
+
+  async poll() {
+    if (document.hidden) return;
+    const run = this.run;
+    if (this.runs.length && run?.status !== "running") return;
+    let body;
+    try {
+      body = await get("runs", {}, {fresh: true});
+    } catch {
+      return;
+    }
+    const before = JSON.stringify(this.runs);
+    this.runs = body.runs || [];
+    this.skipped = body.skipped || [];
+    if (JSON.stringify(this.runs) === before) return;
+    if (!this.run && this.runs.length) {
+      this.store.state.run = this.runs[0].run;
+      clear(this.main).append(this.banners, this.grid);
+    }
+    forget();
+    await this.track(this.loadRun());
+  }
+
+  showFatal(kind, title, detail) {
+    clear(this.main).append(this.banners, message(kind, title, detail), this.grid);
+    this.grid.hidden = true;
+  }
+
+  renderBanners() {
+    clear(this.banners);
+    const add = (kind, title, detail) => this.banners.append(message(kind, title, detail));
+    if (this.skipped?.length) {
+      add("warn", `${this.skipped.length} run${this.skipped.length === 1 ? "" : "s"} could not be opened.`,
+        this.skipped.map((s) => `${s.run}: ${s.reason}`).join("; "));
+    }
+    const run = this.run;
+    if (!run) return;
+    if (run.status === "running") {
+      add("info", "This run is still training.", `Showing the ${run.steps.length} snapshots written so far; new ones appear as the recorder writes them.`);
+    } else if (run.status === "failed") {
+      add("error", "This run failed.", "The snapshots written before the failure are intact and shown below.");
+    } else if (run.status === "interrupted") {
+      add("warn", "This run was interrupted.", "The snapshots written before the interruption are shown below.");
+    } else if (run.status === "unknown") {
+      add("warn", "This run's status is unknown.", "It may still be training, or it stopped without closing its recorder.");
+    }
+    if (run.problems?.length) {
+      add("warn", `Skipped ${run.problems.length} snapshot file${run.problems.length === 1 ? "" : "s"} that could not be read.`,
+        run.problems.map((p) => `${p.file}: ${p.reason}`).join("; "));
+    }
+    if (this.layers === 1) add("info", "This model has one layer.", "Rollout and max-flow then span a single step of attention.");
+  }
+
+  // --- updates ---------------------------------------------------------------------------------
+
+  track(promise) {
+    this.pending++;
+    this.root.dataset.busy = "1";
+    return Promise.resolve(promise).finally(() => {
+      this.pending--;
+      if (!this.pending) {
+        this.renders++;
+        this.root.dataset.busy = "0";
+        this.root.dataset.renders = String(this.renders);
+        for (const fn of this.settledWaiters.splice(0)) fn();
+      }
+    });
+  }
+
+  /** Resolves once no load or view update is in flight. */
+  settled() {
+    return this.pending ? new Promise((resolve) => this.settledWaiters.push(resolve)) : Promise.resolve();
+  }
+
+  onChange(changed) {
+    if (changed.has("run")) {
+      this.track(this.loadRun({fresh: false}));
+      return;
+    }
+    this.refresh(changed);
+  }
+
+  refresh(changed) {
+    this.picker.update(changed);
+    if (changed.has("data")) this.renderBanners();
+    if (!this.probe || !this.summary) return;
+    this.prefetchGeneration++;
+    const jobs = Object.keys(this.views)
+      .filter((name) => DEPENDS[name].some((k) => changed.has(k)))
+      .map((name) => this.updateView(name, changed));
+    return this.track(Promise.all(jobs)).then(() => this.schedulePrefetch());
+  }
+
+  /** At most one update per view in flight: changes that arrive meanwhile are merged into one more. */
+  updateView(name, changed) {
+    const queued = this.queued.get(name);
+    if (queued) {
+      for (const key of changed) queued.changed.add(key);
+      return queued.done;
+    }
+    const running = this.running.get(name);
+    if (running) {
+      const entry = {changed: new Set(changed)};
+      entry.done = running.then(() => {
+        this.queued.delete(name);
+        return this.updateView(name, entry.changed);
+      });
+      this.queued.set(name, entry);
+      return entry.done;
+    }
+    const job = Promise.resolve(this.views[name].update(changed)).catch((err) => {
+      this.views[name].panel.showMessage("error", "This view could not be drawn.", String(err && err.message || err));
+    }).finally(() => this.running.delete(name));
+    this.running.set(name, job);
+    return job;
+  }
+
+  /** Once idle, warm the cache for the neighbouring steps, one request at a time, so scrubbing is quick. */
+  schedulePrefetch() {
+    const generation = this.prefetchGeneration;
+    clearTimeout(this.prefetchTimer);
+    this.prefetchTimer = setTimeout(async () => {
+      const steps = this.steps;
+      const k = steps.indexOf(this.step);
+      const order = [k + 1, k - 1, k + 2, k - 2].filter((i) => i >= 0 && i < steps.length);
+      for (const i of order) {
+        for (const view of Object.values(this.views)) {
+          if (generation !== this.prefetchGeneration || this.pending) return;
+          try {
+            await view.prefetch?.(steps[i]);
+          } catch {
+            // A failed prefetch is retried, and reported, when the step is shown.
+          }
+        }
+      }
+    }, 30);
+  }
+
+  repaint() {
+    for (const view of Object.values(this.views)) if (view.panel.ready) view.panel.paint();
+  }
+
+  selectRun(name) {
+    if (name === this.state.run) return;
+    this.views.timeline.toggle(false);
+    this.store.set({run: name, step: -1, example: 0, source: -1, layer: -1, heads: "", detail: "",
+      other: this.state.other === name ? "" : this.state.other});
+  }
+
+  onKey(e) {
+    const target = e.target;
+    const typing = target instanceof HTMLInputElement && target.type !== "range" || target instanceof HTMLSelectElement;
+    if (e.key === "Escape") {
+      this.tooltip.hide();
+      if (!typing) this.store.set({heads: "", detail: ""});
+      return;
+    }
+    if (typing || e.altKey || e.ctrlKey || e.metaKey) return;
+    const timeline = this.views.timeline;
+    if (e.key === "ArrowRight" || e.key === "ArrowLeft") {
+      if (target instanceof HTMLInputElement) return; // the scrubber moves itself
+      e.preventDefault();
+      timeline.advance(e.key === "ArrowRight" ? 1 : -1);
+    } else if (e.key === " " && !(target instanceof HTMLButtonElement)) {
+      e.preventDefault();
+      timeline.toggle();
+    } else if (e.key === "/") {
+      e.preventDefault();
+      this.picker.search.focus();
+    }
+  }
+}
+
+/** Build the page inside `document.body`; `staticBase` is the URL of the static folder. */
+export async function start(staticBase) {
+  const link = el("link", {rel: "stylesheet", href: new URL("style.css", staticBase).href});
+  const styled = new Promise((resolve) => {
+    link.addEventListener("load", resolve);
+    link.addEventListener("error", resolve);
+  });
+  document.head.append(link);
+  document.documentElement.lang = "en";
+  await styled;
+  const root = el("div", {class: "af-app", "data-busy": "1"});
+  document.body.append(root);
+  const app = new App(root);
+  window.attnflows = {app, settled: () => app.settled()};
+  await app.start();
+  return app;
+}

@@ -1,0 +1,292 @@
+// View 3: the layered token graph (Attention Flows). Inputs at the bottom, the deepest layer on top;
+// edges are attention traced from one token with threshold tau, optionally as a comparison overlay.
+
+import {ApiError, get} from "./api.js";
+import {OVERLAY, css, sequential} from "./colormaps.js";
+import {el, fmt, select} from "./dom.js";
+import {colorbar, swatches} from "./legend.js";
+import {Panel} from "./panel.js";
+import {fitText} from "./painter.js";
+import {headSet} from "./state.js";
+
+const MAX_EDGES = 6000;
+const LEFT = 64;
+const RIGHT = 16;
+const TOP = 22;
+const EDGE = "#0072B2";
+const SOURCE = "#f57c00";
+
+/**
+ * Rollout along the graph: starting with all of the mass on the source at layer `top`, each
+ * layer passes it down through (A + I) / 2 with rows renormalised (the residual-adjusted
+ * attention that rollout multiplies). An edge's weight is the mass it carries, so the input
+ * row receives exactly the source's rollout row; edges carrying less than tau are left out.
+ */
+export function rolloutEdges(raw, T, source, top, tau) {
+  let mass = new Float64Array(T);
+  mass[source] = 1;
+  const edges = [];
+  for (let l = top; l >= 0; l--) {
+    const next = new Float64Array(T);
+    for (let i = 0; i < T; i++) {
+      if (mass[i] <= 0) continue;
+      const row = raw.subarray((l * T + i) * T, (l * T + i + 1) * T);
+      let total = 0;
+      for (let j = 0; j < T; j++) total += 0.5 * row[j] + (i === j ? 0.5 : 0);
+      for (let j = 0; j < T; j++) {
+        const w = (mass[i] * (0.5 * row[j] + (i === j ? 0.5 : 0))) / (total || 1);
+        next[j] += w;
+        if (w >= tau && w > 0) edges.push({l, i, j, w, cls: null});
+      }
+    }
+    mass = next;
+  }
+  return edges;
+}
+
+export const METHODS = [["raw", "raw attention"], ["rollout", "rollout"], ["flow", "max-flow"]];
+
+export class FlowView {
+  constructor(app) {
+    this.app = app;
+    this.panel = new Panel({id: "flow", title: "Attention flow", view: this, fileStem: () => app.stem("flow")});
+    const s = app.state;
+    this.method = select(METHODS, s.method, (method) => app.store.set({method}), {"aria-label": "Method", "data-control": "method"});
+    this.tau = el("input", {type: "range", min: 0, max: 1, step: 0.005, value: s.tau, "aria-label": "tau",
+      "data-control": "tau", class: "af-tau"});
+    this.tauLabel = el("span", {class: "af-tau-label"});
+    this.tau.addEventListener("input", () => {
+      this.tauLabel.textContent = `τ ${Number(this.tau.value).toFixed(3)}`;
+    });
+    this.tau.addEventListener("change", () => app.store.set({tau: Number(this.tau.value)}));
+    this.overlay = select([["none", "no overlay"], ["pretrained", "pre-trained vs current"], ["run", "run A vs run B"]],
+      s.overlay, (overlay) => app.store.set({overlay}), {"aria-label": "Comparison overlay", "data-control": "overlay"});
+    this.reset = el("button", {class: "af-btn", text: "Trace from [CLS]", title: "Trace from the classification token",
+      onclick: () => app.store.set({source: -1, layer: -1})});
+    this.panel.controls.append(
+      el("label", {class: "af-ctl"}, ["method ", this.method]),
+      el("label", {class: "af-ctl"}, [this.tauLabel, this.tau]),
+      el("label", {class: "af-ctl"}, [this.overlay]),
+      this.reset,
+    );
+    this.panel.canvas.addEventListener("click", (e) => this.onClick(e));
+    this.panel.canvas.addEventListener("mousemove", (e) => this.onHover(e));
+    this.panel.canvas.addEventListener("mouseleave", () => app.tooltip.hide());
+    this.data = null;
+    this.generation = 0;
+  }
+
+  get root() {
+    return this.panel.root;
+  }
+
+  get overlayColours() {
+    return OVERLAY;
+  }
+
+  params(extra = {}, step = this.app.step) {
+    const {app} = this;
+    const s = app.state;
+    return {run: s.run, example: app.example, step, stream: app.stream, heads: app.flowHeads, ...extra};
+  }
+
+  /** Fetch what the view shows at `step` (the cache keeps it): used to draw and to prefetch. */
+  async fetchData(step = this.app.step) {
+    const {app} = this;
+    const s = app.state;
+    const params = (extra) => this.params(extra, step);
+    const source = s.source >= 0 ? s.source : null;
+    const layer = s.layer >= 0 ? s.layer : null;
+    const trace = await get("flow", params({method: "trace", source, layer, tau: s.tau}));
+    let influence = trace.influence;
+    let influenceLabel = "traced attention reaching each input token";
+    let edges = trace.edges.map(([l, i, j, w]) => ({l, i, j, w, cls: null}));
+    if (s.method === "rollout") {
+      const [raw, rollout] = await Promise.all([
+        get("flow", params({method: "raw"}), {kind: "tensor"}),
+        get("flow", params({method: "rollout", residual: 1}), {kind: "tensor"}),
+      ]);
+      const [L, T] = rollout.shape;
+      const top = layer ?? L - 1;
+      const src = trace.source ?? source ?? 0;
+      influence = Array.from(rollout.values.subarray((top * T + src) * T, (top * T + src + 1) * T));
+      influenceLabel = `rollout from the source at layer ${top}`;
+      edges = rolloutEdges(raw.values, T, src, top, s.tau);
+    } else if (s.method === "flow") {
+      const flow = await get("flow", params({method: "flow", source}));
+      influence = flow.values;
+      influenceLabel = "max-flow from the source";
+    }
+    let overlay = null;
+    if (s.overlay === "pretrained" || (s.overlay === "run" && app.otherRun)) {
+      const other = s.overlay === "run" ? app.otherRun : app.run;
+      const otherStep = s.overlay === "run" ? app.nearestStep(other.steps, step) : app.preStep;
+      const cmp = await get("compare", {run: s.run, step, other_run: other.run, other_step: otherStep,
+        example: app.example, stream: app.stream, tau: s.tau, source, heads: app.flowHeads});
+      const first = s.overlay === "run" ? `only in ${s.run}` : `only at step ${step}`;
+      const second = s.overlay === "run" ? `only in ${other.run} (step ${otherStep})` : `only pre-trained (step ${otherStep})`;
+      overlay = {first, second};
+      edges = (cmp.trace?.edges || []).map(([l, i, j, wa, wb, cls]) => ({l, i, j, w: Math.max(wa || 0, wb || 0), wa, wb, cls}));
+    }
+    return {trace, tokens: trace.tokens, influence, influenceLabel, edges, overlay};
+  }
+
+  prefetch(step) {
+    return this.app.tokens.length > 1 ? this.fetchData(step) : null;
+  }
+
+  async update() {
+    const {app} = this;
+    const s = app.state;
+    this.method.value = s.method;
+    this.overlay.value = s.overlay;
+    this.tau.value = String(s.tau);
+    this.tauLabel.textContent = `τ ${s.tau.toFixed(3)}`;
+    if (!app.run || !app.probe) return;
+    const tokens = app.tokens;
+    const gen = ++this.generation;
+    if (tokens.length <= 1) {
+      this.panel.showMessage("info", "This example has a single token.",
+        "Attention can only go from that token to itself, so there are no paths between tokens to draw. Pick a longer example.");
+      return;
+    }
+    try {
+      const data = await this.fetchData();
+      if (gen !== this.generation) return;
+      this.data = data;
+    } catch (err) {
+      if (gen !== this.generation) return;
+      this.panel.showMessage(err instanceof ApiError && err.status < 500 ? "warn" : "error",
+        "The flow could not be computed for this selection.", err.message);
+      return;
+    }
+    const notes = [];
+    if (app.layers === 1) notes.push("The model has one layer: the trace is a single step, and rollout equals the residual-adjusted attention.");
+    if (s.overlay === "run" && !app.otherRun) notes.push("Pick run B in the run comparison to see the run overlay.");
+    const heads = headSet(s);
+    notes.push(heads.size ? `Heads: ${[...heads].join(", ")} (click heads in the grid to change).` : "Heads: all, averaged.");
+    if (!this.data.edges.length) notes.push(`No attention weight from the source reaches τ = ${s.tau}: lower τ to see paths.`);
+    if (this.data.edges.length > MAX_EDGES) notes.push(`Showing the ${MAX_EDGES} strongest of ${this.data.edges.length} edges: raise τ to see fewer.`);
+    this.panel.setNote(notes.join(" "));
+    this.panel.paint();
+  }
+
+  geometry(width) {
+    const T = this.data?.tokens.length || 1;
+    const L = this.app.layers;
+    const spacing = Math.max(14, (width - LEFT - RIGHT) / T);
+    const w = LEFT + RIGHT + spacing * T;
+    const rowH = Math.max(34, Math.min(70, 560 / Math.max(1, L)));
+    const labelH = Math.min(110, 14 + 6 * Math.max(...this.data.tokens.map((t) => Math.min(14, String(t).length))));
+    const inputY = TOP + L * rowH;
+    return {T, L, spacing, width: w, rowH, inputY, barTop: inputY + 10, barH: 26, labelTop: inputY + 44, labelH};
+  }
+
+  size(width) {
+    if (!this.data) return {width, height: 100};
+    const g = this.geometry(width);
+    return {width: g.width, height: g.labelTop + g.labelH + 56};
+  }
+
+  x(g, i) {
+    return LEFT + (i + 0.5) * g.spacing;
+  }
+
+  y(g, layer) {
+    return g.inputY - (layer + 1) * g.rowH; // layer -1 is the input row
+  }
+
+  draw(p, {width}) {
+    const {app} = this;
+    const {tokens, edges, influence, trace, overlay} = this.data;
+    const g = this.geometry(width);
+    const source = trace.source ?? 0;
+    const topLayer = trace.layer ?? g.L - 1;
+    // Layer rows.
+    for (let l = -1; l < g.L; l++) {
+      const y = this.y(g, l);
+      p.line(LEFT - 6, y, g.width - RIGHT, y, {stroke: "#f0f0f0"});
+      p.text(LEFT - 10, y, l < 0 ? "input" : `layer ${l}`, {size: 10, color: "#757575", align: "right", baseline: "middle"});
+    }
+    // Edges, weakest first so that strong ones sit on top.
+    const shown = edges.length > MAX_EDGES ? [...edges].sort((a, b) => b.w - a.w).slice(0, MAX_EDGES) : [...edges];
+    shown.sort((a, b) => a.w - b.w);
+    const wMax = Math.max(1e-9, ...shown.map((e) => e.w));
+    for (const e of shown) {
+      const t = e.w / wMax;
+      const color = e.cls ? OVERLAY[e.cls] || EDGE : EDGE;
+      p.curve(this.x(g, e.i), this.y(g, e.l), this.x(g, e.j), this.y(g, e.l - 1),
+        {stroke: color, width: 0.6 + 3.4 * t, alpha: 0.25 + 0.65 * t});
+    }
+    // Nodes: reached positions are dark, the source is ringed.
+    const reached = new Set([`${topLayer}:${source}`]);
+    for (const e of shown) reached.add(`${e.l}:${e.i}`).add(`${e.l - 1}:${e.j}`);
+    const r = Math.max(2, Math.min(4.5, g.spacing / 4));
+    for (let l = -1; l < g.L; l++) {
+      for (let i = 0; i < g.T; i++) {
+        const hit = reached.has(`${l}:${i}`);
+        p.circle(this.x(g, i), this.y(g, l), r, {fill: hit ? "#37474f" : "#cfd8dc"});
+      }
+    }
+    p.circle(this.x(g, source), this.y(g, topLayer), r + 3, {stroke: SOURCE, width: 2});
+    // Input influence bars and token labels.
+    const vals = (influence || []).map((v) => (Number.isFinite(v) ? v : 0));
+    const vMax = Math.max(1e-9, ...vals);
+    vals.forEach((v, i) => {
+      const h = (v / vMax) * g.barH;
+      const bw = Math.max(2, Math.min(12, g.spacing - 3));
+      p.rect(this.x(g, i) - bw / 2, g.barTop + g.barH - h, bw, h, {fill: css(sequential(v / vMax)), stroke: "#455a64", width: 0.5});
+    });
+    p.line(LEFT, g.barTop + g.barH, g.width - RIGHT, g.barTop + g.barH, {stroke: "#bdbdbd", width: 0.5});
+    tokens.forEach((tok, i) => {
+      const label = fitText(tok, g.labelH - 6, {size: 11});
+      const isSource = i === source && topLayer < 0;
+      p.text(this.x(g, i) + 3, g.labelTop, label, {size: 11, rotate: -55, align: "right",
+        color: isSource ? SOURCE : "#212121"});
+    });
+    // Legend.
+    const ly = g.labelTop + g.labelH + 14;
+    const items = overlay
+      ? [["shared", OVERLAY.shared, "line"], [overlay.first, OVERLAY.first, "line"], [overlay.second, OVERLAY.second, "line"]]
+      : [["attention edge (width and opacity ∝ weight)", EDGE, "line"]];
+    items.push(["reached token", "#37474f", "box"], ["not reached", "#cfd8dc", "box"], [`source: ${fitText(tokens[source], 80)}`, SOURCE, "box"]);
+    swatches(p, LEFT, ly, items, Math.max(200, width - LEFT - 200));
+    colorbar(p, Math.max(LEFT + 260, g.width - RIGHT - 170), ly + 2, 160,
+      {min: 0, max: vMax, label: this.data.influenceLabel});
+    this.geom = g;
+    return g;
+  }
+
+  hit(e) {
+    const g = this.geom;
+    if (!g || !this.data) return null;
+    const rect = this.panel.canvas.getBoundingClientRect();
+    const x = e.clientX - rect.left;
+    const y = e.clientY - rect.top;
+    const i = Math.floor((x - LEFT) / g.spacing);
+    const l = Math.round((g.inputY - y) / g.rowH) - 1;
+    if (i < 0 || i >= g.T || l < -1 || l >= g.L) return null;
+    if (Math.abs(y - this.y(g, l)) > g.rowH / 2.5) return null;
+    return {i, l};
+  }
+
+  onClick(e) {
+    const hit = this.hit(e);
+    if (hit && hit.l >= 0) this.app.store.set({source: hit.i, layer: hit.l});
+  }
+
+  onHover(e) {
+    const hit = this.hit(e);
+    if (!hit) return this.app.tooltip.hide();
+    const {tokens, influence, edges} = this.data;
+    const lines = [`${hit.l < 0 ? "input" : `layer ${hit.l}`} · position ${hit.i}: ${tokens[hit.i]}`];
+    if (hit.l < 0 && influence) lines.push(`${this.data.influenceLabel}: ${fmt.num(influence[hit.i])}`);
+    const out = edges.filter((ed) => ed.l === hit.l && ed.i === hit.i).sort((a, b) => b.w - a.w).slice(0, 4);
+    for (const ed of out) {
+      const detail = ed.cls ? ` (${ed.cls}: ${fmt.num(ed.wa)} / ${fmt.num(ed.wb)})` : "";
+      lines.push(`→ ${tokens[ed.j]} ${fmt.num(ed.w)}${detail}`);
+    }
+    if (hit.l >= 0) lines.push("click to trace from this token");
+    this.app.tooltip.show(e.clientX, e.clientY, lines);
+  }
+}

@@ -1,0 +1,145 @@
+// View 5: one head's attention as heatmaps: pre-trained, current step, and their difference.
+
+import {ApiError, get} from "./api.js";
+import {diverging, sequential} from "./colormaps.js";
+import {fmt} from "./dom.js";
+import {colorbar} from "./legend.js";
+import {Panel} from "./panel.js";
+import {fitText} from "./painter.js";
+
+const GAP = 26;
+const TOP = 40;
+
+export class HeadDetail {
+  constructor(app) {
+    this.app = app;
+    this.panel = new Panel({id: "detail", title: "Head detail", view: this,
+      fileStem: () => app.stem(`head-${app.detailHead.replace(":", "-")}`)});
+    this.panel.canvas.addEventListener("mousemove", (e) => this.onHover(e));
+    this.panel.canvas.addEventListener("mouseleave", () => app.tooltip.hide());
+    this.data = null;
+    this.generation = 0;
+  }
+
+  get root() {
+    return this.panel.root;
+  }
+
+  geometry(width) {
+    const {tokens} = this.data;
+    const T = tokens.length;
+    const labelW = Math.min(90, 12 + 6.2 * Math.max(...tokens.map((t) => Math.min(14, String(t).length))));
+    const fits = Math.floor((width - labelW - 2 * GAP - 10) / (3 * T));
+    const cell = Math.max(2, Math.min(Math.max(22, Math.floor(120 / T)), fits)); // short examples stay legible
+    const side = cell * T;
+    const showLabels = cell >= 7;
+    const every = showLabels ? 1 : Math.ceil(8 / cell);
+    return {T, labelW, cell, side, every, left: labelW, top: TOP, bottomLabels: labelW};
+  }
+
+  size(width) {
+    if (!this.data) return {width, height: 100};
+    const g = this.geometry(width);
+    return {width: Math.max(width, g.left + 3 * g.side + 2 * GAP + 10), height: g.top + g.side + g.bottomLabels + 48};
+  }
+
+  draw(p, {width}) {
+    const {pre, cur, tokens, preStep, step} = this.data;
+    const g = this.geometry(width);
+    const T = g.T;
+    const vmax = Math.max(1e-9, ...pre, ...cur);
+    let dmax = 1e-3; // no change still gets a readable scale
+    for (let k = 0; k < cur.length; k++) dmax = Math.max(dmax, Math.abs(cur[k] - pre[k]));
+    const maps = [
+      {title: `pre-trained (step ${preStep})`, color: (i, j) => sequential(pre[i * T + j] / vmax)},
+      {title: `step ${step}`, color: (i, j) => sequential(cur[i * T + j] / vmax)},
+      {title: `difference (step ${step} − pre-trained)`, color: (i, j) => diverging((cur[i * T + j] - pre[i * T + j]) / dmax)},
+    ];
+    const [layer, head] = this.app.detailHead.split(":");
+    p.text(0, 12, `layer ${layer}, head ${head}: rows are queries, columns keys`, {size: 11, color: "#616161"});
+    g.x0 = [];
+    maps.forEach((m, k) => {
+      const x = g.left + k * (g.side + GAP);
+      g.x0.push(x);
+      p.text(x, g.top - 4, fitText(m.title, g.side + GAP - 4, {size: 10, weight: 500}), {size: 10, weight: 500});
+      p.cells(x, g.top + 4, g.cell, g.cell, T, T, m.color);
+      p.rect(x, g.top + 4, g.side, g.side, {stroke: "#bdbdbd", width: 0.5});
+      for (let j = 0; j < T; j += g.every) {
+        p.text(x + (j + 0.5) * g.cell + 3, g.top + 8 + g.side, fitText(tokens[j], g.labelW - 8, {size: 10}),
+          {size: 10, rotate: -60, align: "right", color: "#424242"});
+      }
+    });
+    for (let i = 0; i < T; i += g.every) {
+      p.text(g.left - 4, g.top + 4 + (i + 0.5) * g.cell, fitText(tokens[i], g.labelW - 8, {size: 10}),
+        {size: 10, align: "right", baseline: "middle", color: "#424242"});
+    }
+    const ly = g.top + g.side + g.bottomLabels + 18;
+    const barW = Math.max(120, Math.min(180, g.side));
+    colorbar(p, g.x0[0], ly, barW, {min: 0, max: vmax, label: "attention weight"});
+    colorbar(p, Math.max(g.x0[2], g.x0[0] + barW + 48), ly, barW, {kind: "div", min: -dmax, max: dmax, label: "difference"});
+    this.geom = g;
+    return g;
+  }
+
+  params(step) {
+    const {app} = this;
+    const [layer, head] = app.detailHead.split(":").map(Number);
+    return {run: app.state.run, example: app.example, step, stream: app.stream, layer, head};
+  }
+
+  prefetch(step) {
+    return this.app.detailHead ? get("attention", this.params(step), {kind: "tensor"}) : null;
+  }
+
+  async update() {
+    const {app} = this;
+    if (!app.run || !app.probe) return;
+    const key = app.detailHead;
+    if (!key) {
+      this.panel.showMessage("info", "Click a head in the head grid to see its attention.");
+      return;
+    }
+    const [layer, head] = key.split(":").map(Number);
+    const gen = ++this.generation;
+    const params = (step) => this.params(step);
+    try {
+      const [pre, cur] = await Promise.all([
+        get("attention", params(app.preStep), {kind: "tensor"}),
+        get("attention", params(app.step), {kind: "tensor"}),
+      ]);
+      if (gen !== this.generation) return;
+      this.data = {pre: pre.values, cur: cur.values, tokens: cur.header.key_tokens, queryTokens: cur.header.query_tokens,
+        preStep: app.preStep, step: app.step};
+    } catch (err) {
+      if (gen !== this.generation) return;
+      this.panel.showMessage(err instanceof ApiError && err.status < 500 ? "warn" : "error",
+        `No attention for layer ${layer}, head ${head}.`, err.message);
+      return;
+    }
+    const notes = [];
+    if (!app.state.detail) notes.push("Showing the head that changed most at this step; click a head in the grid to choose.");
+    if (this.data.tokens.length === 1) notes.push("This example has a single token: its attention to itself is 1.");
+    this.panel.setNote(notes.join(" "));
+    this.panel.paint();
+  }
+
+  onHover(e) {
+    const g = this.geom;
+    if (!g || !this.data) return;
+    const rect = this.panel.canvas.getBoundingClientRect();
+    const x = e.clientX - rect.left;
+    const y = e.clientY - rect.top - g.top - 4;
+    const k = g.x0.findIndex((x0) => x >= x0 && x < x0 + g.side);
+    const i = Math.floor(y / g.cell);
+    if (k < 0 || i < 0 || i >= g.T) return this.app.tooltip.hide();
+    const j = Math.floor((x - g.x0[k]) / g.cell);
+    const {pre, cur, tokens, queryTokens, step, preStep} = this.data;
+    const at = i * g.T + j;
+    this.app.tooltip.show(e.clientX, e.clientY, [
+      `${queryTokens[i]} (${i}) → ${tokens[j]} (${j})`,
+      `pre-trained (step ${preStep}): ${pre[at].toFixed(4)}`,
+      `step ${step}: ${cur[at].toFixed(4)}`,
+      `difference: ${(cur[at] - pre[at] >= 0 ? "+" : "") + (cur[at] - pre[at]).toFixed(4)}`,
+    ]);
+  }
+}

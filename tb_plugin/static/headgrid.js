@@ -1,0 +1,191 @@
+// View 4: layers x heads, each cell coloured by a metric; clicking selects heads and opens the detail.
+
+import {ApiError, get} from "./api.js";
+import {CATEGORICAL, MISSING, css, sequential} from "./colormaps.js";
+import {el, fmt, select} from "./dom.js";
+import {colorbar, swatches} from "./legend.js";
+import {Panel} from "./panel.js";
+import {headSet} from "./state.js";
+
+export const METRICS = [
+  ["change", "change from pre-trained"],
+  ["entropy", "entropy"],
+  ["pattern", "pattern class"],
+  ["importance", "importance"],
+];
+const METRIC_LABEL = Object.fromEntries(METRICS);
+const LEFT = 58;
+const TOP = 18;
+
+/** Draw an [L][H] grid of values with the deepest layer on top; returns the cell geometry. */
+export function drawGrid(p, x, y, cell, values, color, {selected = new Set(), detail = "", title = ""} = {}) {
+  const L = values.length;
+  const H = values[0]?.length || 0;
+  if (title) p.text(x, y - 6, title, {size: 11, weight: 500});
+  for (let l = 0; l < L; l++) {
+    const cy = y + (L - 1 - l) * cell;
+    if (cell >= 10 || l % Math.ceil(10 / cell) === 0) {
+      p.text(x - 6, cy + cell / 2, `L${l}`, {size: 10, color: "#757575", align: "right", baseline: "middle"});
+    }
+    for (let h = 0; h < H; h++) {
+      const v = values[l][h];
+      p.rect(x + h * cell, cy, cell - 1, cell - 1, {fill: v === null || v === undefined ? MISSING : color(v)});
+    }
+  }
+  for (let h = 0; h < H; h++) {
+    if (cell >= 10 || h % Math.ceil(10 / cell) === 0) {
+      p.text(x + h * cell + cell / 2, y + L * cell + 11, `H${h}`, {size: 10, color: "#757575", align: "center"});
+    }
+  }
+  for (const key of selected) {
+    const [l, h] = key.split(":").map(Number);
+    if (l < L && h < H) p.rect(x + h * cell - 1, y + (L - 1 - l) * cell - 1, cell + 1, cell + 1, {stroke: "#212121", width: 2});
+  }
+  if (detail) {
+    const [l, h] = detail.split(":").map(Number);
+    if (l < L && h < H) p.rect(x + h * cell + 1.5, y + (L - 1 - l) * cell + 1.5, cell - 4, cell - 4, {stroke: "#f57c00", width: 2});
+  }
+  return {x, y, cell, L, H};
+}
+
+export class HeadGrid {
+  constructor(app) {
+    this.app = app;
+    this.panel = new Panel({id: "heads", title: "Heads", view: this, fileStem: () => app.stem(`heads-${app.state.metric}`)});
+    this.metric = select(METRICS, app.state.metric, (metric) => app.store.set({metric}),
+      {"aria-label": "Head metric", "data-control": "metric"});
+    this.clearButton = el("button", {class: "af-btn", text: "All heads", title: "Clear the head selection (Esc)",
+      onclick: () => app.store.set({heads: ""})});
+    this.panel.controls.append(el("label", {class: "af-ctl"}, ["colour by ", this.metric]), this.clearButton);
+    this.panel.canvas.addEventListener("click", (e) => this.onClick(e));
+    this.panel.canvas.addEventListener("mousemove", (e) => this.onHover(e));
+    this.panel.canvas.addEventListener("mouseleave", () => app.tooltip.hide());
+    this.data = null;
+    this.generation = 0;
+  }
+
+  get root() {
+    return this.panel.root;
+  }
+
+  values() {
+    return this.data?.metrics?.[this.app.state.metric] ?? null;
+  }
+
+  cellSize(width) {
+    const H = this.app.heads;
+    return Math.max(8, Math.min(36, Math.floor((width - LEFT - 20) / Math.max(1, H))));
+  }
+
+  size(width) {
+    const cell = this.cellSize(width);
+    return {width, height: TOP + this.app.layers * cell + 24 + 76};
+  }
+
+  colorFor(values) {
+    const metric = this.app.state.metric;
+    if (metric === "pattern") return {color: (v) => CATEGORICAL[v % CATEGORICAL.length], range: null};
+    const flat = values.flat().filter(Number.isFinite);
+    const lo = metric === "entropy" ? 0 : Math.min(0, ...flat);
+    const hi = Math.max(lo + 1e-3, ...flat); // a flat grid keeps a readable scale
+    return {color: (v) => css(sequential((v - lo) / (hi - lo))), range: [lo, hi]};
+  }
+
+  draw(p, {width}) {
+    const {app} = this;
+    const values = this.values();
+    const cell = this.cellSize(width);
+    const {color, range} = this.colorFor(values);
+    this.geom = drawGrid(p, LEFT, TOP, cell, values, color, {selected: headSet(app.state), detail: app.detailHead});
+    const ly = TOP + app.layers * cell + 34;
+    if (range) {
+      const label = app.state.metric === "entropy"
+        ? `entropy (nats); uniform attention ≈ ${fmt.num(this.data.entropy_baseline)}`
+        : METRIC_LABEL[app.state.metric];
+      colorbar(p, LEFT, ly + 10, Math.min(240, width - LEFT - 20), {min: range[0], max: range[1], label});
+    } else {
+      const classes = this.data.pattern_classes || [];
+      swatches(p, LEFT, ly + 6, classes.map((c, k) => [c, CATEGORICAL[k % CATEGORICAL.length], "box"]), width - LEFT - 10);
+    }
+    p.rect(LEFT, ly + 44, 10, 10, {stroke: "#212121", width: 2});
+    p.text(LEFT + 16, ly + 49, "selected (filters the flow)", {size: 10, color: "#616161", baseline: "middle"});
+    p.rect(LEFT + 170, ly + 44, 10, 10, {stroke: "#f57c00", width: 2});
+    p.text(LEFT + 186, ly + 49, "in head detail", {size: 10, color: "#616161", baseline: "middle"});
+  }
+
+  fetch(step) {
+    const {app} = this;
+    return get("heads", {run: app.state.run, step, example: app.example, stream: app.stream});
+  }
+
+  prefetch(step) {
+    return this.fetch(step);
+  }
+
+  async update() {
+    const {app} = this;
+    this.metric.value = app.state.metric;
+    this.clearButton.disabled = !app.state.heads;
+    if (!app.run || !app.probe) return;
+    const gen = ++this.generation;
+    try {
+      const data = await this.fetch(app.step);
+      if (gen !== this.generation) return;
+      this.data = data;
+    } catch (err) {
+      if (gen !== this.generation) return;
+      this.panel.showMessage(err instanceof ApiError && err.status < 500 ? "warn" : "error", "Head metrics are unavailable.", err.message);
+      return;
+    }
+    const values = this.values();
+    if (!values) {
+      this.panel.showMessage("info", `No ${METRIC_LABEL[app.state.metric]} for this run.`,
+        app.state.metric === "importance"
+          ? "Head importance needs a classification head and labels; choose another metric."
+          : "This snapshot does not hold that metric.");
+      return;
+    }
+    this.panel.paint();
+  }
+
+  hit(e) {
+    const g = this.geom;
+    if (!g) return null;
+    const rect = this.panel.canvas.getBoundingClientRect();
+    const h = Math.floor((e.clientX - rect.left - g.x) / g.cell);
+    const row = Math.floor((e.clientY - rect.top - g.y) / g.cell);
+    if (h < 0 || h >= g.H || row < 0 || row >= g.L) return null;
+    return {l: g.L - 1 - row, h};
+  }
+
+  onClick(e) {
+    const hit = this.hit(e);
+    if (!hit) return;
+    const key = `${hit.l}:${hit.h}`;
+    const heads = headSet(this.app.state);
+    if (e.shiftKey || e.ctrlKey || e.metaKey) {
+      if (heads.has(key)) heads.delete(key);
+      else heads.add(key);
+    } else if (heads.size === 1 && heads.has(key)) {
+      heads.clear();
+    } else {
+      heads.clear();
+      heads.add(key);
+    }
+    this.app.store.set({heads: [...heads].join(","), detail: key});
+  }
+
+  onHover(e) {
+    const hit = this.hit(e);
+    if (!hit || !this.data) return this.app.tooltip.hide();
+    const m = this.data.metrics;
+    const at = (name) => m[name]?.[hit.l]?.[hit.h];
+    const lines = [`layer ${hit.l}, head ${hit.h}`];
+    lines.push(`change from pre-trained: ${fmt.num(at("change"))}`);
+    lines.push(`entropy: ${fmt.num(at("entropy"))} nats`);
+    if (at("pattern") !== undefined) lines.push(`pattern: ${this.data.pattern_classes?.[at("pattern")] ?? at("pattern")}`);
+    if (m.importance) lines.push(`importance: ${fmt.num(at("importance"))}`);
+    lines.push("click: select · shift-click: add to selection");
+    this.app.tooltip.show(e.clientX, e.clientY, lines);
+  }
+}

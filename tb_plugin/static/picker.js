@@ -1,0 +1,193 @@
+// View 1: runs (hyperparameters, status) and probe examples (label, prediction, flips, search).
+
+import {clear, el, fmt, message} from "./dom.js";
+import {exportPng, exportSvg} from "./panel.js";
+import {fitText} from "./painter.js";
+
+const STATUS_TEXT = {
+  running: "training",
+  finished: "finished",
+  failed: "failed",
+  interrupted: "interrupted",
+  unknown: "unknown",
+};
+
+export function hparamText(hparams) {
+  return Object.entries(hparams || {})
+    .map(([k, v]) => `${k}=${typeof v === "number" ? fmt.num(v, 6) : String(v)}`)
+    .join("  ");
+}
+
+export class Picker {
+  constructor(app) {
+    this.app = app;
+    this.runList = el("div", {class: "af-runs", role: "listbox", "aria-label": "Runs"});
+    this.search = el("input", {type: "search", class: "af-search", placeholder: "Search probe texts  ( / )",
+      "aria-label": "Search probe texts", value: app.state.q});
+    this.search.addEventListener("input", () => app.store.set({q: this.search.value}));
+    this.exampleList = el("div", {class: "af-examples", role: "listbox", "aria-label": "Probe examples"});
+    this.count = el("span", {class: "af-count"});
+    const exportButtons = el("div", {class: "af-export-group"}, [
+      el("button", {class: "af-btn af-export", text: "PNG", title: "Download as PNG", "data-export": "png",
+        onclick: () => exportPng(this, 320, app.stem("picker"))}),
+      el("button", {class: "af-btn af-export", text: "SVG", title: "Download as SVG", "data-export": "svg",
+        onclick: () => exportSvg(this, 320, app.stem("picker"))}),
+    ]);
+    this.root = el("aside", {class: "af-sidebar", "data-panel": "picker"}, [
+      el("div", {class: "af-side-head"}, [el("h2", {class: "af-side-title", text: "Runs"}), exportButtons]),
+      this.runList,
+      el("div", {class: "af-side-head"}, [el("h2", {class: "af-side-title", text: "Probe examples"}), this.count]),
+      this.search,
+      this.exampleList,
+    ]);
+  }
+
+  renderRuns() {
+    const {app} = this;
+    clear(this.runList);
+    for (const run of app.runs) {
+      const selected = run.run === app.state.run;
+      const status = run.status || "unknown";
+      const item = el("div", {
+        class: `af-run${selected ? " af-selected" : ""}`, role: "option", tabindex: 0,
+        "aria-selected": selected ? "true" : "false", "data-run": run.run,
+      }, [
+        el("div", {class: "af-run-line"}, [
+          el("span", {class: "af-run-name", text: run.run, title: run.run}),
+          el("span", {class: `af-chip af-status-${status}`, text: STATUS_TEXT[status] || status}),
+        ]),
+        el("div", {class: "af-run-meta", text: `${run.steps.length} step${run.steps.length === 1 ? "" : "s"}` +
+          ` · ${run.model?.class || "model"}`}),
+        el("div", {class: "af-run-hparams", text: hparamText(run.hparams)}),
+      ]);
+      const choose = () => app.selectRun(run.run);
+      item.addEventListener("click", choose);
+      item.addEventListener("keydown", (e) => {
+        if (e.key === "Enter" || e.key === " ") {
+          e.preventDefault();
+          choose();
+        }
+      });
+      this.runList.append(item);
+    }
+  }
+
+  /** Index of the step row in the probe's predictions for the current step, or -1. */
+  probeStepIndex() {
+    const probe = this.app.probe;
+    return probe ? probe.steps.indexOf(this.app.step) : -1;
+  }
+
+  exampleRows() {
+    const {app} = this;
+    const probe = app.probe;
+    if (!probe) return [];
+    const k = this.probeStepIndex();
+    const flips = new Map((probe.flips || []).map((f) => [f.example, f.steps]));
+    const q = app.state.q.trim().toLowerCase();
+    return probe.examples
+      .filter((ex) => !q || `${ex.text} ${ex.text_pair || ""}`.toLowerCase().includes(q))
+      .map((ex) => ({
+        ex,
+        label: ex.label === null || ex.label === undefined ? null : ex.label,
+        pred: k >= 0 && probe.predictions ? probe.predictions[k][ex.index] : null,
+        conf: k >= 0 && probe.confidence ? probe.confidence[k][ex.index] : null,
+        flips: flips.get(ex.index) || [],
+      }));
+  }
+
+  labelName(i) {
+    const names = this.app.probe?.label_names;
+    return i === null || i === undefined ? "" : names && names[i] !== undefined ? String(names[i]) : String(i);
+  }
+
+  renderExamples() {
+    const {app} = this;
+    clear(this.exampleList);
+    if (!app.probe) {
+      this.count.textContent = "";
+      return;
+    }
+    const rows = this.exampleRows();
+    this.count.textContent = `${rows.length} of ${app.probe.examples.length}`;
+    if (!rows.length) {
+      this.exampleList.append(message("info", "No probe text matches the search."));
+      return;
+    }
+    for (const row of rows) {
+      const {ex} = row;
+      const selected = ex.index === app.example;
+      const correct = row.pred !== null && row.label !== null ? row.pred === row.label : null;
+      const predText = row.pred === null ? "no prediction" :
+        `${correct === null ? "" : correct ? "✓ " : "✗ "}${this.labelName(row.pred)}` +
+        (row.conf !== null ? ` ${fmt.pct(row.conf)}` : "");
+      const item = el("div", {
+        class: `af-example${selected ? " af-selected" : ""}`, role: "option", tabindex: 0,
+        "aria-selected": selected ? "true" : "false", "data-example": ex.index,
+      }, [
+        el("div", {class: "af-ex-line"}, [
+          el("span", {class: "af-ex-index", text: `#${ex.index}`}),
+          row.label !== null ? el("span", {class: "af-chip af-label", text: this.labelName(row.label),
+            title: "label"}) : null,
+          el("span", {class: `af-chip af-pred${correct === false ? " af-wrong" : ""}`, text: predText,
+            title: `prediction at step ${app.step}`}),
+          row.flips.length ? el("span", {class: "af-flip", text: `⇄ ${row.flips.join(", ")}`,
+            title: `prediction flipped at step ${row.flips.join(", ")}`}) : null,
+        ]),
+        el("div", {class: "af-ex-text", text: ex.text_pair ? `${ex.text} ‖ ${ex.text_pair}` : ex.text}),
+      ]);
+      const choose = () => app.store.set({example: ex.index, source: -1, layer: -1});
+      item.addEventListener("click", choose);
+      item.addEventListener("keydown", (e) => {
+        if (e.key === "Enter" || e.key === " ") {
+          e.preventDefault();
+          choose();
+        }
+      });
+      this.exampleList.append(item);
+    }
+  }
+
+  update(changed) {
+    if (changed.has("runs") || changed.has("run")) this.renderRuns();
+    if (["run", "probe", "example", "step", "q"].some((k) => changed.has(k))) this.renderExamples();
+    if (this.search.value !== this.app.state.q) this.search.value = this.app.state.q;
+  }
+
+  // Export: the same information as a painted table.
+  size(width) {
+    const rows = this.exampleRows().length;
+    return {width, height: 40 + this.app.runs.length * 34 + 30 + rows * 30 + 10};
+  }
+
+  draw(p, {width}) {
+    const {app} = this;
+    let y = 20;
+    p.text(10, y, "Runs", {size: 13, weight: 500});
+    y += 10;
+    for (const run of app.runs) {
+      y += 14;
+      const chosen = run.run === app.state.run;
+      p.text(10, y, fitText(run.run, width - 110, {size: 11, weight: chosen ? 700 : 400}),
+        {size: 11, weight: chosen ? 700 : 400});
+      p.text(width - 10, y, STATUS_TEXT[run.status] || run.status, {size: 10, color: "#616161", align: "right"});
+      y += 14;
+      p.text(18, y, fitText(hparamText(run.hparams), width - 28, {size: 10}), {size: 10, color: "#616161"});
+      y += 6;
+    }
+    y += 24;
+    p.text(10, y, `Probe examples at step ${app.step}`, {size: 13, weight: 500});
+    y += 6;
+    for (const row of this.exampleRows()) {
+      y += 14;
+      const chosen = row.ex.index === app.example;
+      const head = `#${row.ex.index}  label ${this.labelName(row.label) || "–"}  predicted ` +
+        `${row.pred === null ? "–" : this.labelName(row.pred)}${row.flips.length ? `  flipped at ${row.flips.join(", ")}` : ""}`;
+      p.text(10, y, head, {size: 10, color: row.pred !== null && row.pred !== row.label ? "#c62828" : "#616161",
+        weight: chosen ? 700 : 400});
+      y += 14;
+      p.text(18, y, fitText(row.ex.text, width - 28, {size: 11}), {size: 11});
+      y += 2;
+    }
+  }
+}

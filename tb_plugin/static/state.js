@@ -1,0 +1,117 @@
+// The whole view state, mirrored into the URL hash so that a copied link reopens the same view.
+//
+// Inside TensorBoard the plugin runs in a same-origin iframe, so the state goes into the top
+// page's hash next to TensorBoard's own tab key: "#attnflows&af=<encoded state>". When the page is
+// opened on its own (no parent), the frame's own hash is used.
+
+export const DEFAULTS = Object.freeze({
+  run: "",
+  other: "", // second run, for run comparison and the run overlay
+  example: 0,
+  step: -1, // -1: the latest step
+  method: "raw", // raw | rollout | flow
+  tau: 0.1,
+  source: -1, // -1: the classification token
+  layer: -1, // layer the trace starts from; -1: the deepest
+  heads: "", // "l:h,l:h": selected heads; empty: all heads
+  detail: "", // "l:h": head shown in the head detail
+  metric: "change", // change | entropy | pattern | importance
+  overlay: "none", // none | pretrained | run
+  q: "", // search over probe texts
+});
+
+const NUMBERS = new Set(["example", "step", "tau", "source", "layer"]);
+const KEY = "af";
+
+function hostWindow() {
+  try {
+    if (window.parent !== window && window.parent.location.href) return window.parent;
+  } catch {
+    // Cross-origin parent: fall back to this frame's own hash.
+  }
+  return window;
+}
+
+function hashParams(win) {
+  const params = new Map();
+  const raw = win.location.hash.replace(/^#/, "");
+  for (const part of raw.split("&")) {
+    if (!part) continue;
+    const eq = part.indexOf("=");
+    if (eq < 0) params.set(part, null);
+    else params.set(decodeURIComponent(part.slice(0, eq)), decodeURIComponent(part.slice(eq + 1)));
+  }
+  return params;
+}
+
+export function decode(text) {
+  const state = {...DEFAULTS};
+  const params = new URLSearchParams(text || "");
+  for (const key of Object.keys(DEFAULTS)) {
+    if (!params.has(key)) continue;
+    const value = params.get(key);
+    if (NUMBERS.has(key)) {
+      const num = Number(value);
+      if (Number.isFinite(num)) state[key] = num;
+    } else {
+      state[key] = value;
+    }
+  }
+  state.tau = Math.min(1, Math.max(0, state.tau));
+  if (!["raw", "rollout", "flow"].includes(state.method)) state.method = DEFAULTS.method;
+  if (!["none", "pretrained", "run"].includes(state.overlay)) state.overlay = DEFAULTS.overlay;
+  if (!["change", "entropy", "pattern", "importance"].includes(state.metric)) state.metric = DEFAULTS.metric;
+  return state;
+}
+
+export function encode(state) {
+  const params = new URLSearchParams();
+  for (const [key, def] of Object.entries(DEFAULTS)) {
+    if (state[key] !== def && state[key] !== undefined) params.set(key, String(state[key]));
+  }
+  return params.toString();
+}
+
+export function readHash() {
+  return decode(hashParams(hostWindow()).get(KEY) || "");
+}
+
+export function writeHash(state) {
+  const win = hostWindow();
+  const params = hashParams(win);
+  const text = encode(state);
+  if (text) params.set(KEY, text);
+  else params.delete(KEY);
+  const parts = [];
+  for (const [key, value] of params) {
+    parts.push(value === null ? key : `${encodeURIComponent(key)}=${encodeURIComponent(value)}`);
+  }
+  const url = new URL(win.location.href);
+  url.hash = parts.join("&");
+  if (url.href !== win.location.href) win.history.replaceState(win.history.state, "", url.href);
+}
+
+/** The selected heads as a Set of "l:h" keys. */
+export function headSet(state) {
+  return new Set(state.heads ? state.heads.split(",").filter(Boolean) : []);
+}
+
+/** A tiny observable store: set() merges, notifies listeners with the changed keys, syncs the hash. */
+export class Store {
+  constructor(initial) {
+    this.state = {...initial};
+    this.listeners = [];
+  }
+
+  set(patch) {
+    const changed = Object.keys(patch).filter((k) => this.state[k] !== patch[k]);
+    if (!changed.length) return;
+    Object.assign(this.state, patch);
+    writeHash(this.state);
+    for (const fn of this.listeners) fn(new Set(changed), this.state);
+  }
+
+  subscribe(fn) {
+    this.listeners.push(fn);
+  }
+}
