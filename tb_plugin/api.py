@@ -283,7 +283,7 @@ def heads_impl(name: str, entry: OpenRun, cache: AttentionCache, *, step: int, e
         metrics.update((metric, value) for metric, value in averaged.items() if metric != "entropy")
     out = {key: numbers(value) for key, value in metrics.items()}
     out["pattern"] = None if patterns is None else _mode(np.stack(patterns)).tolist()
-    out["importance"] = None  # no head-importance scores are recorded yet
+    out["importance"] = numbers(from_summary("importance")) if "importance" in summary else None
     for contract_name in HEAD_POSITION_METRICS:
         out.setdefault(contract_name, None)
     return {"run": name, "step": step, "stream": stream, "example": example, "metrics": out,

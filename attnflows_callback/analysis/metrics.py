@@ -186,11 +186,15 @@ def pattern_scores(attn) -> dict[str, np.ndarray]:
     column_means = attn.mean(axis=-2)
     top_columns = np.argsort(column_means, axis=-1, kind="stable")[..., -2:]
     top_two = np.take_along_axis(column_means, top_columns, axis=-1).sum(axis=-1)
-    positions = np.arange(n_tokens)
-    band = np.abs(positions[:, None] - positions[None, :]) <= 1
     outside_top = np.ones(column_means.shape, dtype=bool)
     np.put_along_axis(outside_top, top_columns, False, axis=-1)
-    diagonal = (attn * band * outside_top[..., None, :]).sum(axis=(-2, -1)) / n_tokens
+    # The band |i - j| <= 1 is three diagonals: read them, not the whole T x T map.
+    diagonal = np.zeros(column_means.shape[:-1])
+    for offset in (-1, 0, 1):
+        band = np.diagonal(attn, offset=offset, axis1=-2, axis2=-1)  # A[i, i + offset]
+        columns = slice(max(0, offset), n_tokens + min(0, offset))
+        diagonal += (band * outside_top[..., columns]).sum(axis=-1)
+    diagonal /= n_tokens
     return {"vertical": top_two, "diagonal": diagonal, "block": _block_score(attn)}
 
 
