@@ -1,0 +1,186 @@
+"""What the Lightning and Hugging Face callbacks share: one snapshot timeline per training run.
+
+The callbacks translate their framework's events into four calls on
+:class:`SnapshotTimeline` (``start``, ``event``, ``finish``, ``close``); the schedule, the
+one-snapshot-per-step rule, resume and the writer-rank rule live here, once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import warnings
+from collections.abc import Mapping
+
+from .probe import DEFAULT_MAX_LENGTH, ProbeSet
+from .recorder import AttentionRecorder
+from .schedule import SnapshotSchedule
+from .store import DEFAULT_ENCODING, ENCODINGS
+
+EVENT_KINDS = {"start": "step", "step": "step", "checkpoint": "checkpoint", "epoch_end": "epoch_end", "final": "final"}
+SHARDED_WARNING = (
+    "attnflows does not record under {strategy}: parameters are sharded across ranks, and the probe pass "
+    "would need every rank to gather them (see docs/distributed.md). Training goes on without snapshots."
+)
+
+
+class SnapshotTimeline:
+    """Drives an :class:`AttentionRecorder` from training events, on the writer rank only.
+
+    Every rank keeps the same ``last_step`` (the schedule depends only on the optimizer
+    step, which all ranks share), so every rank makes the same decisions; only the rank
+    built with ``is_writer=True`` runs the probe pass and touches the filesystem.
+
+    Args:
+        probe_set: the probe set to record.
+        schedule: when to snapshot.
+        recorder_options: keyword arguments for :class:`AttentionRecorder`.
+    """
+
+    def __init__(self, probe_set: ProbeSet, schedule: SnapshotSchedule, **recorder_options):
+        self.probe_set = probe_set
+        self.schedule = schedule
+        self.recorder_options = recorder_options
+        self.recorder: AttentionRecorder | None = None
+        self.last_step: int | None = None
+        self.active = False
+
+    def start(self, model, tokenizer, run_dir, *, step: int, resume: bool, is_writer: bool, hparams: dict) -> None:
+        """Begin recording at optimizer step ``step``, or continue the run in ``run_dir`` when ``resume``."""
+        self.close("failed")  # a previous attempt in this process that never reached its end
+        self.active = True
+        self.last_step = step
+        if not is_writer:
+            return
+        if step > 0 and not resume:
+            self._give_up(
+                f"training starts at step {step} but the checkpoint holds no attnflows state, and a new run "
+                "must start at step 0; resume from a checkpoint saved with this callback"
+            )
+            return
+        self.recorder = AttentionRecorder(model, tokenizer, self.probe_set, run_dir, hparams=hparams,
+                                          resume=resume, **self.recorder_options)
+        if not resume:
+            self.recorder.snapshot(0, kind=EVENT_KINDS["start"])
+            return
+        self.recorder.discard_after(step)
+        if self.recorder.last_step is None:
+            self._give_up(f"{run_dir} holds no snapshots to continue from")
+        elif self.recorder.last_step < step and (self.schedule.at_checkpoints or self.schedule.is_scheduled_step(step)):
+            # The crashed attempt died between saving this checkpoint and publishing its snapshot.
+            self.recorder.snapshot(step, kind="checkpoint" if self.schedule.at_checkpoints else "step")
+
+    def event(self, event: str, step: int, epoch: int | None = None) -> bool:
+        """Handle a training event at optimizer step ``step``; True when a snapshot was taken."""
+        if not self.active or (self.last_step is not None and step <= self.last_step):
+            return False
+        if not self.schedule.wants(event, step):
+            return False
+        self.last_step = step
+        if self.recorder is None:
+            return False
+        return self.recorder.snapshot(step, kind=EVENT_KINDS[event], epoch=epoch)
+
+    def finish(self, step: int, epoch: int | None = None) -> None:
+        """The last step's snapshot, then close the run as finished."""
+        self.event("final", step, epoch)
+        self.close("finished")
+
+    def close(self, status: str) -> None:
+        """Publish the run's status and stop; safe to call on any rank, and twice."""
+        self.active = False
+        recorder, self.recorder = self.recorder, None
+        if recorder is not None:
+            recorder.close(status)
+
+    @property
+    def run_dir(self) -> str | None:
+        return None if self.recorder is None else str(self.recorder.run_dir)
+
+    def _give_up(self, reason: str) -> None:
+        warnings.warn(f"attnflows is not recording: {reason}", RuntimeWarning, stacklevel=3)
+        self.close("failed")
+
+
+def recorder_options(encoding: str, max_length: int, batch_size: int, strict: bool, overwrite: bool,
+                     tensorboard: bool) -> dict:
+    """The recorder's keyword arguments, checked now so a bad value fails before training starts."""
+    if encoding not in ENCODINGS:
+        raise ValueError(f"encoding must be one of {sorted(ENCODINGS)}, got {encoding!r}")
+    for name, value in (("max_length", max_length), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    for name, value in (("strict", strict), ("overwrite", overwrite), ("tensorboard", tensorboard)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be True or False, got {value!r}")
+    return dict(encoding=encoding, max_length=max_length, batch_size=batch_size, strict=strict,
+                overwrite=overwrite, tensorboard=tensorboard)
+
+
+RECORDER_DEFAULTS = dict(encoding=DEFAULT_ENCODING, max_length=DEFAULT_MAX_LENGTH, batch_size=16, strict=False,
+                         overwrite=False, tensorboard=True)
+
+
+def as_probe_set(value) -> ProbeSet:
+    """A :class:`ProbeSet`, or its fields as a dict (the form callback state is saved in)."""
+    if isinstance(value, ProbeSet):
+        return value
+    if isinstance(value, Mapping):
+        return ProbeSet(**value)
+    raise TypeError(
+        f"probe_set must be a ProbeSet (or its fields as a dict), got {type(value).__name__}; "
+        "build one with ProbeSet(texts, labels=...)"
+    )
+
+
+def probe_set_fields(probe_set: ProbeSet) -> dict:
+    """JSON-serialisable fields of a probe set; ``ProbeSet(**fields)`` rebuilds it."""
+    return {
+        "texts": list(probe_set.texts),
+        "text_pairs": None if probe_set.text_pairs is None else list(probe_set.text_pairs),
+        "labels": None if probe_set.labels is None else list(probe_set.labels),
+        "label_names": None if probe_set.label_names is None else list(probe_set.label_names),
+    }
+
+
+def probe_fingerprint(probe_set: ProbeSet) -> str:
+    """A short hash of the probe set's content, to tell two callbacks in one trainer apart."""
+    payload = json.dumps(probe_set_fields(probe_set), sort_keys=True).encode("utf-8")
+    return hashlib.sha1(payload).hexdigest()[:12]
+
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def check_name(name) -> str | None:
+    """None, or one folder name: letters, digits, ``_``, ``.``, ``-``."""
+    if name is not None and (not isinstance(name, str) or not NAME.match(name)):
+        raise ValueError(f"name must be None or a folder name of letters, digits, '_', '.' and '-', got {name!r}")
+    return name
+
+
+def named_run_dir(run_dir: str, name: str | None) -> str:
+    """Where a named callback records: a TensorBoard run nested in the trainer's own."""
+    return run_dir if name is None else os.path.join(run_dir, name)
+
+
+def check_hparams(hparams) -> dict:
+    if hparams is not None and not isinstance(hparams, Mapping):
+        raise TypeError(f"hparams must be a dict of hyperparameters, got {type(hparams).__name__}")
+    return dict(hparams or {})
+
+
+def find_tokenizer(explicit, *holders):
+    """The explicit tokenizer, else the first holder's ``tokenizer`` attribute."""
+    if explicit is not None:
+        return explicit
+    for holder in holders:
+        found = getattr(holder, "tokenizer", None)
+        if found is not None:
+            return found
+    raise ValueError(
+        "attnflows found no tokenizer: give the LightningModule a `tokenizer` attribute, pass processing_class= "
+        "to the Trainer, or pass tokenizer=... to the callback"
+    )

@@ -1,0 +1,241 @@
+"""Hugging Face ``Trainer`` callback: attention snapshots along a ``Trainer.train`` timeline."""
+
+from __future__ import annotations
+
+import math
+import sys
+import warnings
+
+from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
+
+from ._adapter import (
+    RECORDER_DEFAULTS,
+    SHARDED_WARNING,
+    SnapshotTimeline,
+    as_probe_set,
+    check_hparams,
+    check_name,
+    find_tokenizer,
+    named_run_dir,
+    probe_set_fields,
+    recorder_options,
+)
+from .capture import find_pretrained_model
+from .probe import ProbeSet
+from .schedule import DEFAULT_LOG_PER_DECADE, SnapshotSchedule
+
+
+class AttentionFlowsTrainerCallback(TrainerCallback, ExportableState):
+    """Record attention on a probe set during ``Trainer.train``, into its TensorBoard run.
+
+    Where the data goes: the directory of the Trainer's ``TensorBoardCallback`` when one is
+    active (``report_to="tensorboard"``: ``$TENSORBOARD_LOGGING_DIR``, else
+    ``output_dir/runs/<date>_<host>``), so the snapshots sit in the same TensorBoard run as
+    the loss; otherwise ``log_dir``, which also wins when given. Only world process zero
+    runs the probe pass and writes, on the unwrapped model the Trainer hands its callbacks.
+
+    The tokenizer is the Trainer's ``processing_class`` (or its ``tokenizer``, for a
+    processor); the model is the one being trained. The run's hyperparameters are the
+    ``TrainingArguments`` plus ``hparams``.
+
+    Resume: ``train(resume_from_checkpoint=...)`` continues the run recorded in the
+    checkpoint's ``trainer_state.json`` (its ``run_dir``), even when the TensorBoard
+    directory of the new attempt has another date; snapshots of the crashed attempt
+    after the checkpoint's step are discarded. ``state()`` holds JSON values only, so
+    ``restore_callback_states_from_checkpoint=True`` can rebuild the callback (``model``
+    and ``tokenizer`` are not saved: they come from the Trainer).
+
+    Faults: transformers has no exception hook, so nothing waits for ``on_train_end``:
+    every snapshot is published on its own, and a process that dies of an exception marks
+    the run ``failed`` (``interrupted`` for Ctrl-C) at exit. If the exception is caught and
+    ``train`` is called again, the stale run is closed as ``failed`` first; or call
+    :meth:`close` yourself.
+
+    Args:
+        probe_set: the fixed inputs (a ProbeSet, or its fields as a dict).
+        log_dir: the run directory when no TensorBoardCallback is active (and then it wins).
+        every_n_steps: snapshot every ``n`` optimizer steps (None: no fixed interval).
+        log_per_decade: log-spaced snapshots per factor of ten in steps (None: none).
+        at_checkpoints: snapshot whenever a checkpoint is saved (``on_save``).
+        at_epoch_ends: snapshot at the end of each epoch.
+        name: record into ``<run dir>/<name>``, a TensorBoard run of its own; needed for a
+            second instance in the same Trainer.
+        hparams: extra hyperparameters for the run's metadata and TensorBoard.
+        model: default: the model the Trainer trains.
+        tokenizer: default: the Trainer's ``processing_class``.
+        encoding, max_length, batch_size, strict, overwrite, tensorboard: as for
+            :class:`~attnflows_callback.recorder.AttentionRecorder`.
+
+    Raises:
+        ValueError: a bad schedule or recorder argument (checked here); no run directory or
+            tokenizer (checked when training starts).
+        TypeError: ``probe_set`` is not a ProbeSet or dict, or a flag is not a bool.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
+        >>> class Tok:  # the smallest tokenizer-like object, for the example only
+        ...     name_or_path = "toy"
+        ...     def __call__(self, text, pair=None, **kw):
+        ...         return {"input_ids": [2] + [5 + len(w) % 20 for w in text.split()] + [3]}
+        ...     def convert_ids_to_tokens(self, ids): return [str(i) for i in ids]
+        >>> model = BertForSequenceClassification(BertConfig(hidden_size=16, num_hidden_layers=2,
+        ...     num_attention_heads=2, intermediate_size=16, vocab_size=30))
+        >>> data = [{"input_ids": torch.randint(5, 25, (6,)), "labels": torch.tensor(k % 2)} for k in range(8)]
+        >>> run_dir = tempfile.mkdtemp()
+        >>> callback = AttentionFlowsTrainerCallback(ProbeSet(["good film", "bad"]), log_dir=run_dir,
+        ...                                          every_n_steps=3, tokenizer=Tok())
+        >>> args = TrainingArguments(tempfile.mkdtemp(), max_steps=4, per_device_train_batch_size=2,
+        ...                          report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True,
+        ...                          log_level="error", logging_strategy="no")
+        >>> _ = Trainer(model=model, args=args, train_dataset=data, callbacks=[callback]).train()  # doctest: +ELLIPSIS
+        {'train_runtime': ...}
+        >>> from attnflows_callback import open_run
+        >>> open_run(run_dir).steps.tolist()
+        [0, 1, 3, 4]
+    """
+
+    def __init__(
+        self,
+        probe_set: ProbeSet | dict,
+        *,
+        log_dir: str | None = None,
+        every_n_steps: int | None = None,
+        log_per_decade: int | None = DEFAULT_LOG_PER_DECADE,
+        at_checkpoints: bool = True,
+        at_epoch_ends: bool = True,
+        name: str | None = None,
+        hparams: dict | None = None,
+        model=None,
+        tokenizer=None,
+        encoding: str = RECORDER_DEFAULTS["encoding"],
+        max_length: int = RECORDER_DEFAULTS["max_length"],
+        batch_size: int = RECORDER_DEFAULTS["batch_size"],
+        strict: bool = RECORDER_DEFAULTS["strict"],
+        overwrite: bool = RECORDER_DEFAULTS["overwrite"],
+        tensorboard: bool = RECORDER_DEFAULTS["tensorboard"],
+    ):
+        if log_dir is not None and not isinstance(log_dir, str):
+            log_dir = str(log_dir)
+        self.probe_set = as_probe_set(probe_set)
+        self.schedule = SnapshotSchedule(every_n_steps, log_per_decade, at_checkpoints, at_epoch_ends)
+        self.log_dir = log_dir
+        self.name = check_name(name)
+        self.hparams = check_hparams(hparams)
+        self.model = model
+        self.tokenizer = tokenizer
+        self._options = recorder_options(encoding, max_length, batch_size, strict, overwrite, tensorboard)
+        self.timeline = SnapshotTimeline(self.probe_set, self.schedule, **self._options)
+        self.run_dir: str | None = None  # restored from the checkpoint on resume
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict:
+        return {
+            "args": {
+                "probe_set": probe_set_fields(self.probe_set),
+                "log_dir": self.log_dir,
+                "name": self.name,
+                **self.schedule.as_dict(),
+                "hparams": self.hparams,
+                **self._options,
+            },
+            "attributes": {"run_dir": self.run_dir},
+        }
+
+    def close(self, status: str = "failed") -> None:
+        """Close the run now with ``status``: for a caller that caught a training exception."""
+        self.timeline.close(status)
+
+    # ------------------------------------------------------------------ hooks
+    def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        sharded = _sharded_training(args)
+        if sharded is not None:
+            warnings.warn(SHARDED_WARNING.format(strategy=sharded), RuntimeWarning, stacklevel=2)
+            return
+        step = state.global_step
+        resumed_run_dir = _saved_run_dir(state, self) if step > 0 else None
+        base_dir = self.log_dir or _tensorboard_dir(self)
+        self.run_dir = resumed_run_dir or (None if base_dir is None else named_run_dir(base_dir, self.name))
+        if self.run_dir is None:
+            raise ValueError(
+                "attnflows has nowhere to write: no TensorBoardCallback is active (report_to does not include "
+                "'tensorboard'); pass log_dir=... to AttentionFlowsTrainerCallback"
+            )
+        tokenizer = find_tokenizer(self.tokenizer or getattr(processing_class, "tokenizer", processing_class))
+        self.timeline.start(
+            find_pretrained_model(self.model if self.model is not None else model),
+            tokenizer,
+            self.run_dir,
+            step=step,
+            resume=resumed_run_dir is not None,
+            is_writer=True,
+            hparams={**args.to_sanitized_dict(), **self.hparams},
+        )
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.timeline.event("step", state.global_step, _epoch(state))
+
+    def on_save(self, args, state, control, **kwargs):
+        self.timeline.event("checkpoint", state.global_step, _epoch(state))
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        self.timeline.event("epoch_end", state.global_step, _epoch(state))
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.timeline.finish(state.global_step, _epoch(state))
+
+
+def _epoch(state) -> int | None:
+    """The 0-based epoch the last optimizer step belongs to (``state.epoch`` is 1.0 after epoch 0's last step)."""
+    if state.epoch is None:
+        return None
+    return max(0, math.ceil(state.epoch - 1e-9) - 1)
+
+
+def _saved_run_dir(state, callback) -> str | None:
+    """The run directory this callback recorded into, from the checkpoint's ``trainer_state.json``."""
+    if callback.run_dir is not None:  # restore_callback_states_from_checkpoint=True set it already
+        return callback.run_dir
+    saved = (state.stateful_callbacks or {}).get(type(callback).__name__)
+    mine = callback.state()["args"]["probe_set"]
+    for entry in saved if isinstance(saved, list) else [saved]:
+        args = entry.get("args", {}) if isinstance(entry, dict) else {}
+        if args.get("probe_set") == mine and args.get("name") == callback.name:
+            return entry.get("attributes", {}).get("run_dir")
+    return None
+
+
+def _tensorboard_dir(callback) -> str | None:
+    """The directory of the TensorBoardCallback that runs beside ``callback``, if any.
+
+    transformers hands a callback no reference to the Trainer or the other callbacks; the
+    ``CallbackHandler`` that calls this hook is on the stack, so it is found there.
+    """
+    from transformers.integrations import TensorBoardCallback
+    from transformers.trainer_callback import CallbackHandler
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        handler = frame.f_locals.get("self")
+        if isinstance(handler, CallbackHandler) and any(cb is callback for cb in handler.callbacks):
+            for other in handler.callbacks:
+                if isinstance(other, TensorBoardCallback) and other.tb_writer is not None:
+                    return str(getattr(other.tb_writer, "log_dir", None) or other.logging_dir)
+            return None
+        frame = frame.f_back
+    return None
+
+
+def _sharded_training(args) -> str | None:
+    """'FSDP' or 'DeepSpeed ZeRO-3' when parameters are sharded across ranks, else None."""
+    if getattr(args, "fsdp", None):
+        return "FSDP"
+    if getattr(args, "deepspeed", None):
+        from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
+
+        if is_deepspeed_zero3_enabled():
+            return "DeepSpeed ZeRO-3"
+    return None

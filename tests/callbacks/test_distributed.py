@@ -1,0 +1,63 @@
+"""Two CPU processes (gloo): Lightning ddp and ddp_spawn, and the transformers Trainer under torchrun.
+
+Each run must finish (no hang) and leave exactly one set of snapshots, written by rank zero.
+"""
+
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from attnflows_callback import open_run
+from tests.callbacks._models import snapshot_events
+
+SCRIPTS = Path(__file__).parent / "scripts"
+EXPECTED = [(0, "step"), (2, "step"), (4, "step"), (5, "final")]
+TIMEOUT = 240
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(command, **kwargs):
+    result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, **kwargs)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def only_run(root: Path) -> Path:
+    runs = sorted(p.parent.parent for p in root.rglob("attnflows/run.json"))
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "ddp_spawn"])
+def test_lightning_ddp_on_cpu_records_one_set_of_snapshots(tmp_path, strategy):
+    run([sys.executable, str(SCRIPTS / "lightning_ddp.py"), "--root", str(tmp_path), "--strategy", strategy],
+        env={**_env(), "MASTER_PORT": str(free_port())})
+    run_dir = only_run(tmp_path)
+    assert run_dir == tmp_path / "lightning_logs" / "version_0"
+    assert snapshot_events(run_dir) == EXPECTED
+    assert open_run(run_dir).status["status"] == "finished"
+
+
+def test_hf_trainer_under_torchrun_records_one_set_of_snapshots(tmp_path):
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    result = run([torchrun, "--nproc_per_node", "2", "--master_port", str(free_port()),
+                  str(SCRIPTS / "hf_train.py"), "--out", str(tmp_path)], env=_env())
+    assert "'epoch': '1.25'" in result.stdout  # 5 steps of 2 x 2 examples over 16: two ranks shared the data
+    run_dir = only_run(tmp_path)
+    assert snapshot_events(run_dir) == EXPECTED
+    assert open_run(run_dir).status["status"] == "finished"
+
+
+def _env() -> dict:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "LOCAL_RANK", "RANK", "WORLD_SIZE"))}
