@@ -14,6 +14,7 @@ import re
 import warnings
 from collections.abc import Mapping
 
+from .capture import Reduction
 from .probe import DEFAULT_MAX_LENGTH, ProbeSet
 from .recorder import AttentionRecorder
 from .schedule import SnapshotSchedule
@@ -105,18 +106,22 @@ class SnapshotTimeline:
 
 
 def recorder_options(encoding: str, max_length: int, batch_size: int, strict: bool, overwrite: bool,
-                     tensorboard: bool) -> dict:
+                     tensorboard: bool, *, layers=None, heads=None, rows: str = "all", top_k: int | None = None,
+                     head_importance: bool = False) -> dict:
     """The recorder's keyword arguments, checked now so a bad value fails before training starts."""
+    reduction = Reduction(layers=layers, heads=heads, rows=rows, top_k=top_k)
     if encoding not in ENCODINGS:
         raise ValueError(f"encoding must be one of {sorted(ENCODINGS)}, got {encoding!r}")
     for name, value in (("max_length", max_length), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    for name, value in (("strict", strict), ("overwrite", overwrite), ("tensorboard", tensorboard)):
+    for name, value in (("strict", strict), ("overwrite", overwrite), ("tensorboard", tensorboard),
+                        ("head_importance", head_importance)):
         if not isinstance(value, bool):
             raise TypeError(f"{name} must be True or False, got {value!r}")
     return dict(encoding=encoding, max_length=max_length, batch_size=batch_size, strict=strict,
-                overwrite=overwrite, tensorboard=tensorboard)
+                overwrite=overwrite, tensorboard=tensorboard, head_importance=head_importance,
+                **reduction.describe())
 
 
 RECORDER_DEFAULTS = dict(encoding=DEFAULT_ENCODING, max_length=DEFAULT_MAX_LENGTH, batch_size=16, strict=False,

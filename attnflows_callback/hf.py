@@ -64,7 +64,8 @@ class AttentionFlowsTrainerCallback(TrainerCallback, ExportableState):
         hparams: extra hyperparameters for the run's metadata and TensorBoard.
         model: default: the model the Trainer trains.
         tokenizer: default: the Trainer's ``processing_class``.
-        encoding, max_length, batch_size, strict, overwrite, tensorboard: as for
+        encoding, max_length, batch_size, strict, overwrite, tensorboard, layers, heads, rows,
+            top_k, head_importance: as for
             :class:`~attnflows_callback.recorder.AttentionRecorder`.
 
     Raises:
@@ -115,6 +116,11 @@ class AttentionFlowsTrainerCallback(TrainerCallback, ExportableState):
         strict: bool = RECORDER_DEFAULTS["strict"],
         overwrite: bool = RECORDER_DEFAULTS["overwrite"],
         tensorboard: bool = RECORDER_DEFAULTS["tensorboard"],
+        layers=None,
+        heads=None,
+        rows: str = "all",
+        top_k: int | None = None,
+        head_importance: bool = False,
     ):
         if log_dir is not None and not isinstance(log_dir, str):
             log_dir = str(log_dir)
@@ -125,7 +131,9 @@ class AttentionFlowsTrainerCallback(TrainerCallback, ExportableState):
         self.hparams = check_hparams(hparams)
         self.model = model
         self.tokenizer = tokenizer
-        self._options = recorder_options(encoding, max_length, batch_size, strict, overwrite, tensorboard)
+        self._options = recorder_options(encoding, max_length, batch_size, strict, overwrite, tensorboard,
+                                   layers=layers, heads=heads, rows=rows, top_k=top_k,
+                                   head_importance=head_importance)
         self.timeline = SnapshotTimeline(self.probe_set, self.schedule, **self._options)
         self.run_dir: str | None = None  # restored from the checkpoint on resume
 

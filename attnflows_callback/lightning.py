@@ -75,7 +75,8 @@ class AttentionFlowsCallback(*_callback_bases()):
         hparams: extra hyperparameters for the run's metadata and TensorBoard's HParams
             dashboard, on top of the LightningModule's ``hparams`` (also handed to the
             Trainer's TensorBoardLogger, whose session TensorBoard would show otherwise).
-        encoding, max_length, batch_size, strict, overwrite, tensorboard: as for
+        encoding, max_length, batch_size, strict, overwrite, tensorboard, layers, heads, rows,
+            top_k, head_importance: as for
             :class:`~attnflows_callback.recorder.AttentionRecorder`.
 
     Raises:
@@ -130,6 +131,11 @@ class AttentionFlowsCallback(*_callback_bases()):
         strict: bool = RECORDER_DEFAULTS["strict"],
         overwrite: bool = RECORDER_DEFAULTS["overwrite"],
         tensorboard: bool = RECORDER_DEFAULTS["tensorboard"],
+        layers=None,
+        heads=None,
+        rows: str = "all",
+        top_k: int | None = None,
+        head_importance: bool = False,
     ):
         self.probe_set = as_probe_set(probe_set)
         self.schedule = SnapshotSchedule(every_n_steps, log_per_decade, at_checkpoints, at_epoch_ends)
@@ -137,7 +143,9 @@ class AttentionFlowsCallback(*_callback_bases()):
         self.model = model
         self.tokenizer = tokenizer
         self.hparams = check_hparams(hparams)
-        options = recorder_options(encoding, max_length, batch_size, strict, overwrite, tensorboard)
+        options = recorder_options(encoding, max_length, batch_size, strict, overwrite, tensorboard,
+                                   layers=layers, heads=heads, rows=rows, top_k=top_k,
+                                   head_importance=head_importance)
         self.timeline = SnapshotTimeline(self.probe_set, self.schedule, **options)
         self.log_dir: str | None = None  # this fit's trainer.log_dir, resolved on every rank
         self.run_dir: str | None = None  # where the snapshots go: log_dir, or the resumed run's

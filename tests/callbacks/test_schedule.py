@@ -43,3 +43,17 @@ def test_bad_flags_and_events_are_refused():
 def test_as_dict_round_trips():
     schedule = SnapshotSchedule(every_n_steps=7, log_per_decade=None, at_epoch_ends=False)
     assert SnapshotSchedule(**schedule.as_dict()) == schedule
+
+
+def test_callbacks_check_reduction_options_before_training_starts():
+    from attnflows_callback import ProbeSet
+    from attnflows_callback.hf import AttentionFlowsTrainerCallback
+    from attnflows_callback.lightning import AttentionFlowsCallback
+
+    for callback in (AttentionFlowsCallback, AttentionFlowsTrainerCallback):
+        with pytest.raises(ValueError, match=r"rows must be one of \('all', 'cls'\)"):
+            callback(ProbeSet(["a"]), rows="diagonal")
+        with pytest.raises(ValueError, match="top_k must be an integer >= 1"):
+            callback(ProbeSet(["a"]), top_k=0)
+        state = callback(ProbeSet(["a"]), layers=[0], top_k=4, head_importance=True).timeline.recorder_options
+        assert (state["layers"], state["top_k"], state["head_importance"]) == ([0], 4, True)
