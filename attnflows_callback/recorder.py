@@ -77,8 +77,8 @@ class AttentionRecorder:
         ...     def convert_ids_to_tokens(self, ids): return [str(i) for i in ids]
         >>> run_dir = tempfile.mkdtemp()
         >>> with AttentionRecorder(model, Tok(), ProbeSet(["good film", "bad"], labels=[1, 0]), run_dir) as rec:
-        ...     rec.snapshot(0)
-        ...     rec.snapshot(10)
+        ...     _ = rec.snapshot(0)
+        ...     _ = rec.snapshot(10)
         >>> from attnflows_callback import open_run
         >>> open_run(run_dir).steps.tolist()
         [0, 10]

@@ -1,30 +1,23 @@
 // View 7: a second run at the same step, side by side, with both runs' hyperparameters.
 
-import {ApiError, get} from "./api.js";
+import {get} from "./api.js";
 import {css, sequential} from "./colormaps.js";
 import {el, fmt, select} from "./dom.js";
 import {colorbar} from "./legend.js";
 import {drawGrid} from "./headgrid.js";
-import {Panel} from "./panel.js";
+import {CanvasView} from "./panel.js";
 import {fitText} from "./painter.js";
 
 const TOP = 34;
 const GAP = 56;
 const LEFT = 36;
 
-export class RunComparison {
+export class RunComparison extends CanvasView {
   constructor(app) {
-    this.app = app;
-    this.panel = new Panel({id: "compare", title: "Run comparison", view: this, fileStem: () => app.stem("compare")});
+    super(app, {id: "compare", title: "Run comparison", fileStem: () => app.stem("compare")});
     this.picker = el("select", {"aria-label": "Run B", "data-control": "other"});
     this.picker.addEventListener("change", () => app.store.set({other: this.picker.value}));
     this.panel.controls.append(el("label", {class: "af-ctl"}, ["run B ", this.picker]));
-    this.data = null;
-    this.generation = 0;
-  }
-
-  get root() {
-    return this.panel.root;
   }
 
   candidates() {
@@ -59,22 +52,16 @@ export class RunComparison {
     }
     const other = app.otherRun;
     const otherStep = app.nearestStep(other.steps, app.step);
-    const gen = ++this.generation;
-    try {
+    const request = async () => {
       const [summaryB, cmp] = await Promise.all([
         get("summary", {run: other.run, stream: app.stream}),
         get("compare", {run: app.state.run, step: app.step, other_run: other.run, other_step: otherStep, stream: app.stream}),
       ]);
-      if (gen !== this.generation) return;
       const kA = app.summary.steps.indexOf(app.step);
       const kB = summaryB.steps.indexOf(otherStep);
-      this.data = {cmp, other, otherStep, changeA: app.summary.head_change?.[kA], changeB: summaryB.head_change?.[kB]};
-    } catch (err) {
-      if (gen !== this.generation) return;
-      this.panel.showMessage(err instanceof ApiError && err.status < 500 ? "warn" : "error",
-        `Cannot compare with ${other.run}.`, err.message);
-      return;
-    }
+      return {cmp, other, otherStep, changeA: app.summary.head_change?.[kA], changeB: summaryB.head_change?.[kB]};
+    };
+    if (!(await this.load(request, `Cannot compare with ${other.run}.`))) return;
     this.panel.setNote(otherStep === app.step ? "" : `Run B has no snapshot at step ${app.step}; its nearest, step ${otherStep}, is shown.`);
     this.panel.paint();
   }

@@ -45,6 +45,18 @@ export function message(kind, title, detail) {
   ]);
 }
 
+/** Run fn on click, and on Enter or Space while the node has focus (a keyboard-usable list item). */
+export function onActivate(node, fn) {
+  node.addEventListener("click", () => fn());
+  node.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" || e.key === " ") {
+      e.preventDefault();
+      fn();
+    }
+  });
+  return node;
+}
+
 export function select(options, value, onChange, attrs) {
   const node = el("select", attrs, options.map(([v, label]) => el("option", {value: v, text: label})));
   node.value = value;

@@ -1,11 +1,11 @@
 // View 3: the layered token graph (Attention Flows). Inputs at the bottom, the deepest layer on top;
 // edges are attention traced from one token with threshold tau, optionally as a comparison overlay.
 
-import {ApiError, get} from "./api.js";
+import {get} from "./api.js";
 import {OVERLAY, css, sequential} from "./colormaps.js";
 import {el, fmt, select} from "./dom.js";
 import {colorbar, swatches} from "./legend.js";
-import {Panel} from "./panel.js";
+import {CanvasView} from "./panel.js";
 import {fitText} from "./painter.js";
 import {headSet} from "./state.js";
 
@@ -46,10 +46,9 @@ export function rolloutEdges(raw, T, source, top, tau) {
 
 export const METHODS = [["raw", "raw attention"], ["rollout", "rollout"], ["flow", "max-flow"]];
 
-export class FlowView {
+export class FlowView extends CanvasView {
   constructor(app) {
-    this.app = app;
-    this.panel = new Panel({id: "flow", title: "Attention flow", view: this, fileStem: () => app.stem("flow")});
+    super(app, {id: "flow", title: "Attention flow", fileStem: () => app.stem("flow")});
     const s = app.state;
     this.method = select(METHODS, s.method, (method) => app.store.set({method}), {"aria-label": "Method", "data-control": "method"});
     this.tau = el("input", {type: "range", min: 0, max: 1, step: 0.005, value: s.tau, "aria-label": "tau",
@@ -69,15 +68,6 @@ export class FlowView {
       el("label", {class: "af-ctl"}, [this.overlay]),
       this.reset,
     );
-    this.panel.canvas.addEventListener("click", (e) => this.onClick(e));
-    this.panel.canvas.addEventListener("mousemove", (e) => this.onHover(e));
-    this.panel.canvas.addEventListener("mouseleave", () => app.tooltip.hide());
-    this.data = null;
-    this.generation = 0;
-  }
-
-  get root() {
-    return this.panel.root;
   }
 
   get overlayColours() {
@@ -143,23 +133,13 @@ export class FlowView {
     this.tau.value = String(s.tau);
     this.tauLabel.textContent = `τ ${s.tau.toFixed(3)}`;
     if (!app.run || !app.probe) return;
-    const tokens = app.tokens;
-    const gen = ++this.generation;
-    if (tokens.length <= 1) {
+    if (app.tokens.length <= 1) {
+      this.generation++; // a load still under way must not draw over this message
       this.panel.showMessage("info", "This example has a single token.",
         "Attention can only go from that token to itself, so there are no paths between tokens to draw. Pick a longer example.");
       return;
     }
-    try {
-      const data = await this.fetchData();
-      if (gen !== this.generation) return;
-      this.data = data;
-    } catch (err) {
-      if (gen !== this.generation) return;
-      this.panel.showMessage(err instanceof ApiError && err.status < 500 ? "warn" : "error",
-        "The flow could not be computed for this selection.", err.message);
-      return;
-    }
+    if (!(await this.load(() => this.fetchData(), "The flow could not be computed for this selection."))) return;
     const notes = [];
     if (app.layers === 1) notes.push("The model has one layer: the trace is a single step, and rollout equals the residual-adjusted attention.");
     if (s.overlay === "run" && !app.otherRun) notes.push("Pick run B in the run comparison to see the run overlay.");

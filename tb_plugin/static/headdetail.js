@@ -1,28 +1,18 @@
 // View 5: one head's attention as heatmaps: pre-trained, current step, and their difference.
 
-import {ApiError, get} from "./api.js";
+import {get} from "./api.js";
 import {diverging, sequential} from "./colormaps.js";
 import {fmt} from "./dom.js";
 import {colorbar} from "./legend.js";
-import {Panel} from "./panel.js";
+import {CanvasView} from "./panel.js";
 import {fitText} from "./painter.js";
 
 const GAP = 26;
 const TOP = 40;
 
-export class HeadDetail {
+export class HeadDetail extends CanvasView {
   constructor(app) {
-    this.app = app;
-    this.panel = new Panel({id: "detail", title: "Head detail", view: this,
-      fileStem: () => app.stem(`head-${app.detailHead.replace(":", "-")}`)});
-    this.panel.canvas.addEventListener("mousemove", (e) => this.onHover(e));
-    this.panel.canvas.addEventListener("mouseleave", () => app.tooltip.hide());
-    this.data = null;
-    this.generation = 0;
-  }
-
-  get root() {
-    return this.panel.root;
+    super(app, {id: "detail", title: "Head detail", fileStem: () => app.stem(`head-${app.detailHead.replace(":", "-")}`)});
   }
 
   geometry(width) {
@@ -100,22 +90,15 @@ export class HeadDetail {
       return;
     }
     const [layer, head] = key.split(":").map(Number);
-    const gen = ++this.generation;
-    const params = (step) => this.params(step);
-    try {
+    const request = async () => {
       const [pre, cur] = await Promise.all([
-        get("attention", params(app.preStep), {kind: "tensor"}),
-        get("attention", params(app.step), {kind: "tensor"}),
+        get("attention", this.params(app.preStep), {kind: "tensor"}),
+        get("attention", this.params(app.step), {kind: "tensor"}),
       ]);
-      if (gen !== this.generation) return;
-      this.data = {pre: pre.values, cur: cur.values, tokens: cur.header.key_tokens, queryTokens: cur.header.query_tokens,
+      return {pre: pre.values, cur: cur.values, tokens: cur.header.key_tokens, queryTokens: cur.header.query_tokens,
         preStep: app.preStep, step: app.step};
-    } catch (err) {
-      if (gen !== this.generation) return;
-      this.panel.showMessage(err instanceof ApiError && err.status < 500 ? "warn" : "error",
-        `No attention for layer ${layer}, head ${head}.`, err.message);
-      return;
-    }
+    };
+    if (!(await this.load(request, `No attention for layer ${layer}, head ${head}.`))) return;
     const notes = [];
     if (!app.state.detail) notes.push("Showing the head that changed most at this step; click a head in the grid to choose.");
     if (this.data.tokens.length === 1) notes.push("This example has a single token: its attention to itself is 1.");

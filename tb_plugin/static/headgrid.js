@@ -1,10 +1,10 @@
 // View 4: layers x heads, each cell coloured by a metric; clicking selects heads and opens the detail.
 
-import {ApiError, get} from "./api.js";
+import {get} from "./api.js";
 import {CATEGORICAL, MISSING, css, sequential} from "./colormaps.js";
 import {el, fmt, select} from "./dom.js";
 import {colorbar, swatches} from "./legend.js";
-import {Panel} from "./panel.js";
+import {CanvasView} from "./panel.js";
 import {headSet} from "./state.js";
 
 export const METRICS = [
@@ -48,24 +48,14 @@ export function drawGrid(p, x, y, cell, values, color, {selected = new Set(), de
   return {x, y, cell, L, H};
 }
 
-export class HeadGrid {
+export class HeadGrid extends CanvasView {
   constructor(app) {
-    this.app = app;
-    this.panel = new Panel({id: "heads", title: "Heads", view: this, fileStem: () => app.stem(`heads-${app.state.metric}`)});
+    super(app, {id: "heads", title: "Heads", fileStem: () => app.stem(`heads-${app.state.metric}`)});
     this.metric = select(METRICS, app.state.metric, (metric) => app.store.set({metric}),
       {"aria-label": "Head metric", "data-control": "metric"});
     this.clearButton = el("button", {class: "af-btn", text: "All heads", title: "Clear the head selection (Esc)",
       onclick: () => app.store.set({heads: ""})});
     this.panel.controls.append(el("label", {class: "af-ctl"}, ["colour by ", this.metric]), this.clearButton);
-    this.panel.canvas.addEventListener("click", (e) => this.onClick(e));
-    this.panel.canvas.addEventListener("mousemove", (e) => this.onHover(e));
-    this.panel.canvas.addEventListener("mouseleave", () => app.tooltip.hide());
-    this.data = null;
-    this.generation = 0;
-  }
-
-  get root() {
-    return this.panel.root;
   }
 
   values() {
@@ -127,16 +117,7 @@ export class HeadGrid {
     this.metric.value = app.state.metric;
     this.clearButton.disabled = !app.state.heads;
     if (!app.run || !app.probe) return;
-    const gen = ++this.generation;
-    try {
-      const data = await this.fetch(app.step);
-      if (gen !== this.generation) return;
-      this.data = data;
-    } catch (err) {
-      if (gen !== this.generation) return;
-      this.panel.showMessage(err instanceof ApiError && err.status < 500 ? "warn" : "error", "Head metrics are unavailable.", err.message);
-      return;
-    }
+    if (!(await this.load(() => this.fetch(app.step), "Head metrics are unavailable."))) return;
     const values = this.values();
     if (!values) {
       this.panel.showMessage("info", `No ${METRIC_LABEL[app.state.metric]} for this run.`,

@@ -1,28 +1,19 @@
 // View 6: per input token, the flow or rollout from the source token, pre-trained vs current, as paired bars.
 
-import {ApiError, get} from "./api.js";
+import {get} from "./api.js";
 import {OVERLAY} from "./colormaps.js";
 import {fmt} from "./dom.js";
 import {swatches} from "./legend.js";
-import {Panel} from "./panel.js";
+import {CanvasView} from "./panel.js";
 import {fitText} from "./painter.js";
 
 const LEFT = 52;
 const TOP = 16;
 const PLOT = 150;
 
-export class TokenInfluence {
+export class TokenInfluence extends CanvasView {
   constructor(app) {
-    this.app = app;
-    this.panel = new Panel({id: "influence", title: "Token influence", view: this, fileStem: () => app.stem("influence")});
-    this.panel.canvas.addEventListener("mousemove", (e) => this.onHover(e));
-    this.panel.canvas.addEventListener("mouseleave", () => app.tooltip.hide());
-    this.data = null;
-    this.generation = 0;
-  }
-
-  get root() {
-    return this.panel.root;
+    super(app, {id: "influence", title: "Token influence", fileStem: () => app.stem("influence")});
   }
 
   async values(step) {
@@ -45,18 +36,12 @@ export class TokenInfluence {
   async update() {
     const {app} = this;
     if (!app.run || !app.probe) return;
-    const gen = ++this.generation;
-    try {
+    const request = async () => {
       const [pre, cur] = await Promise.all([this.values(app.preStep), this.values(app.step)]);
-      if (gen !== this.generation) return;
-      this.data = {pre, cur, tokens: app.tokens, step: app.step, preStep: app.preStep,
+      return {pre, cur, tokens: app.tokens, step: app.step, preStep: app.preStep,
         what: app.state.method === "flow" ? "max-flow" : "rollout"};
-    } catch (err) {
-      if (gen !== this.generation) return;
-      this.panel.showMessage(err instanceof ApiError && err.status < 500 ? "warn" : "error",
-        "Token influence is unavailable.", err.message);
-      return;
-    }
+    };
+    if (!(await this.load(request, "Token influence is unavailable."))) return;
     const s = app.state;
     const src = s.source >= 0 ? `token ${s.source} at layer ${s.layer >= 0 ? s.layer : app.layers - 1}` : "the classification token";
     this.panel.setNote(`${this.data.what === "max-flow" ? "Max-flow" : "Rollout"} from ${src} to each input token` +

@@ -41,19 +41,25 @@ export class CanvasPainter {
     this.ctx.clearRect(0, 0, width, height);
   }
 
-  rect(x, y, w, h, o = {}) {
+  /** Apply o's alpha, fill and stroke styles around the shape's own fill() and stroke() calls. */
+  #fillAndStroke(o, fill, stroke) {
     const c = this.ctx;
     c.globalAlpha = o.alpha ?? 1;
     if (o.fill) {
       c.fillStyle = o.fill;
-      c.fillRect(x, y, w, h);
+      fill();
     }
     if (o.stroke) {
       c.strokeStyle = o.stroke;
       c.lineWidth = o.width || 1;
-      c.strokeRect(x, y, w, h);
+      stroke();
     }
     c.globalAlpha = 1;
+  }
+
+  rect(x, y, w, h, o = {}) {
+    const c = this.ctx;
+    this.#fillAndStroke(o, () => c.fillRect(x, y, w, h), () => c.strokeRect(x, y, w, h));
   }
 
   path(points, o = {}) {
@@ -63,19 +69,11 @@ export class CanvasPainter {
     c.moveTo(points[0][0], points[0][1]);
     for (const [x, y] of points.slice(1)) c.lineTo(x, y);
     if (o.close) c.closePath();
-    c.globalAlpha = o.alpha ?? 1;
-    if (o.fill) {
-      c.fillStyle = o.fill;
-      c.fill();
-    }
-    if (o.stroke) {
-      c.strokeStyle = o.stroke;
-      c.lineWidth = o.width || 1;
+    this.#fillAndStroke(o, () => c.fill(), () => {
       c.setLineDash(o.dash || []);
       c.stroke();
       c.setLineDash([]);
-    }
-    c.globalAlpha = 1;
+    });
   }
 
   line(x1, y1, x2, y2, o = {}) {
@@ -89,28 +87,14 @@ export class CanvasPainter {
     c.beginPath();
     c.moveTo(x1, y1);
     c.bezierCurveTo(x1, my, x2, my, x2, y2);
-    c.globalAlpha = o.alpha ?? 1;
-    c.strokeStyle = o.stroke || "#000";
-    c.lineWidth = o.width || 1;
-    c.stroke();
-    c.globalAlpha = 1;
+    this.#fillAndStroke({...o, fill: null, stroke: o.stroke || "#000"}, null, () => c.stroke());
   }
 
   circle(cx, cy, r, o = {}) {
     const c = this.ctx;
     c.beginPath();
     c.arc(cx, cy, r, 0, 2 * Math.PI);
-    c.globalAlpha = o.alpha ?? 1;
-    if (o.fill) {
-      c.fillStyle = o.fill;
-      c.fill();
-    }
-    if (o.stroke) {
-      c.strokeStyle = o.stroke;
-      c.lineWidth = o.width || 1;
-      c.stroke();
-    }
-    c.globalAlpha = 1;
+    this.#fillAndStroke(o, () => c.fill(), () => c.stroke());
   }
 
   text(x, y, str, o = {}) {

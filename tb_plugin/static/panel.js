@@ -1,5 +1,6 @@
 // A card that holds one view: title, controls, a canvas drawn through a painter, PNG/SVG export.
 
+import {ApiError} from "./api.js";
 import {clear, download, el, message} from "./dom.js";
 import {CanvasPainter, SvgPainter} from "./painter.js";
 
@@ -12,10 +13,8 @@ export class Panel {
     this.name = name || id;
     this.fileStem = fileStem || (() => this.name);
     this.canvas = el("canvas", {class: "af-canvas", "data-view": id});
-    this.pngButton = el("button", {class: "af-btn af-export", title: "Download as PNG", text: "PNG",
-      "data-export": "png", onclick: () => this.exportPng()});
-    this.svgButton = el("button", {class: "af-btn af-export", title: "Download as SVG", text: "SVG",
-      "data-export": "svg", onclick: () => this.exportSvg()});
+    this.pngButton = exportButton("png", () => this.exportPng());
+    this.svgButton = exportButton("svg", () => this.exportSvg());
     this.controls = el("div", {class: "af-controls"});
     this.note = el("div", {class: "af-note"});
     this.body = el("div", {class: "af-body"});
@@ -63,6 +62,53 @@ export class Panel {
   exportSvg() {
     if (this.ready) exportSvg(this.view, parseFloat(this.canvas.style.width), this.fileStem());
   }
+}
+
+/**
+ * A view drawn in a Panel: the canvas's clicks, hovers and mouse-leave reach the subclass's
+ * onClick(e) and onHover(e), where it has them. panel: Panel's options other than `view`.
+ */
+export class CanvasView {
+  constructor(app, panel) {
+    this.app = app;
+    this.panel = new Panel({...panel, view: this});
+    if (this.onClick) this.panel.canvas.addEventListener("click", (e) => this.onClick(e));
+    if (this.onHover) {
+      this.panel.canvas.addEventListener("mousemove", (e) => this.onHover(e));
+      this.panel.canvas.addEventListener("mouseleave", () => app.tooltip.hide());
+    }
+    this.data = null;
+    this.generation = 0;
+  }
+
+  get root() {
+    return this.panel.root;
+  }
+
+  /**
+   * Set this.data to what fetch() resolves to, unless a later load started meanwhile.
+   * Resolves true when this.data is fresh; on failure the panel shows `failure` and the error.
+   */
+  async load(fetch, failure) {
+    const gen = ++this.generation;
+    try {
+      const data = await fetch();
+      if (gen !== this.generation) return false;
+      this.data = data;
+      return true;
+    } catch (err) {
+      if (gen === this.generation) {
+        this.panel.showMessage(err instanceof ApiError && err.status < 500 ? "warn" : "error", failure, err.message);
+      }
+      return false;
+    }
+  }
+}
+
+/** A "PNG" or "SVG" download button; kind is "png" or "svg". */
+export function exportButton(kind, onclick) {
+  const text = kind.toUpperCase();
+  return el("button", {class: "af-btn af-export", title: `Download as ${text}`, text, "data-export": kind, onclick});
 }
 
 /** Draw a view again at twice the resolution on a white ground and download it as PNG. */

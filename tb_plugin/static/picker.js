@@ -1,7 +1,7 @@
 // View 1: runs (hyperparameters, status) and probe examples (label, prediction, flips, search).
 
-import {clear, el, fmt, message} from "./dom.js";
-import {exportPng, exportSvg} from "./panel.js";
+import {clear, el, fmt, message, onActivate} from "./dom.js";
+import {exportButton, exportPng, exportSvg} from "./panel.js";
 import {fitText} from "./painter.js";
 
 const STATUS_TEXT = {
@@ -28,10 +28,8 @@ export class Picker {
     this.exampleList = el("div", {class: "af-examples", role: "listbox", "aria-label": "Probe examples"});
     this.count = el("span", {class: "af-count"});
     const exportButtons = el("div", {class: "af-export-group"}, [
-      el("button", {class: "af-btn af-export", text: "PNG", title: "Download as PNG", "data-export": "png",
-        onclick: () => exportPng(this, 320, app.stem("picker"))}),
-      el("button", {class: "af-btn af-export", text: "SVG", title: "Download as SVG", "data-export": "svg",
-        onclick: () => exportSvg(this, 320, app.stem("picker"))}),
+      exportButton("png", () => exportPng(this, 320, app.stem("picker"))),
+      exportButton("svg", () => exportSvg(this, 320, app.stem("picker"))),
     ]);
     this.root = el("aside", {class: "af-sidebar", "data-panel": "picker"}, [
       el("div", {class: "af-side-head"}, [el("h2", {class: "af-side-title", text: "Runs"}), exportButtons]),
@@ -60,14 +58,7 @@ export class Picker {
           ` · ${run.model?.class || "model"}`}),
         el("div", {class: "af-run-hparams", text: hparamText(run.hparams)}),
       ]);
-      const choose = () => app.selectRun(run.run);
-      item.addEventListener("click", choose);
-      item.addEventListener("keydown", (e) => {
-        if (e.key === "Enter" || e.key === " ") {
-          e.preventDefault();
-          choose();
-        }
-      });
+      onActivate(item, () => app.selectRun(run.run));
       this.runList.append(item);
     }
   }
@@ -136,14 +127,7 @@ export class Picker {
         ]),
         el("div", {class: "af-ex-text", text: ex.text_pair ? `${ex.text} ‖ ${ex.text_pair}` : ex.text}),
       ]);
-      const choose = () => app.store.set({example: ex.index, source: -1, layer: -1});
-      item.addEventListener("click", choose);
-      item.addEventListener("keydown", (e) => {
-        if (e.key === "Enter" || e.key === " ") {
-          e.preventDefault();
-          choose();
-        }
-      });
+      onActivate(item, () => app.store.set({example: ex.index, source: -1, layer: -1}));
       this.exampleList.append(item);
     }
   }

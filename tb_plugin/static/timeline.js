@@ -1,7 +1,7 @@
 // View 2: the step scrubber with play/pause, and sparklines of change from pre-trained and accuracy.
 
 import {el, fmt} from "./dom.js";
-import {Panel} from "./panel.js";
+import {CanvasView} from "./panel.js";
 import {swatches} from "./legend.js";
 
 const ROW = 24;
@@ -10,10 +10,9 @@ const RIGHT = 84;
 const LINE = "#455a64";
 const MARK = "#f57c00"; // TensorBoard's accent, for "current step"
 
-export class Timeline {
+export class Timeline extends CanvasView {
   constructor(app) {
-    this.app = app;
-    this.panel = new Panel({id: "timeline", title: "Timeline", view: this, fileStem: () => app.stem("timeline")});
+    super(app, {id: "timeline", title: "Timeline", fileStem: () => app.stem("timeline")});
     this.playButton = el("button", {class: "af-btn af-play", text: "▶ Play", title: "Play / pause (space)",
       "aria-label": "Play", onclick: () => this.toggle()});
     this.slider = el("input", {type: "range", class: "af-scrubber", min: 0, max: 0, step: 1, value: 0,
@@ -25,14 +24,7 @@ export class Timeline {
     });
     this.stepLabel = el("span", {class: "af-step-label"});
     this.panel.controls.append(this.playButton, this.slider, this.stepLabel);
-    this.panel.canvas.addEventListener("click", (e) => this.onClick(e));
-    this.panel.canvas.addEventListener("mousemove", (e) => this.onHover(e));
-    this.panel.canvas.addEventListener("mouseleave", () => app.tooltip.hide());
     this.timer = null;
-  }
-
-  get root() {
-    return this.panel.root;
   }
 
   series() {
