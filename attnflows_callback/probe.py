@@ -110,24 +110,12 @@ class ProbeSet:
     @classmethod
     def from_jsonl(cls, path: str | os.PathLike, **fields) -> ProbeSet:
         """Read one JSON object per line (see :meth:`from_records` for the field arguments)."""
-        path = Path(path)
-        records = []
-        with path.open(encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        records.append(json.loads(line))
-                    except json.JSONDecodeError as err:
-                        raise ValueError(f"{path.name}: line {n} is not valid JSON ({err.msg})") from None
-        return cls.from_records(records, source=path.name, **fields)
+        return cls.from_records(read_records(path), source=Path(path).name, **fields)
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike, **fields) -> ProbeSet:
         """Read a CSV file with a header row (see :meth:`from_records` for the field arguments)."""
-        path = Path(path)
-        with path.open(encoding="utf-8", newline="") as f:
-            records = list(csv.DictReader(f))
-        return cls.from_records(records, source=path.name, **fields)
+        return cls.from_records(read_records(path), source=Path(path).name, **fields)
 
     @classmethod
     def from_dataset(cls, dataset, **fields) -> ProbeSet:
@@ -235,6 +223,38 @@ class TokenizedProbe:
     @property
     def lengths(self) -> np.ndarray:
         return np.array([len(ids) for ids in self.input_ids], dtype=np.int64)
+
+
+RECORD_SUFFIXES = (".csv", ".jsonl", ".json")
+
+
+def read_records(path: str | os.PathLike) -> list[dict]:
+    """The rows of a ``.csv`` (header row), ``.jsonl`` (one object per line) or ``.json`` (a list) file.
+
+    Raises:
+        ValueError: another suffix, a line that is not JSON (with its number), or a ``.json``
+            file that is not a list of objects.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in RECORD_SUFFIXES:
+        raise ValueError(f"{path.name}: the file must be one of {RECORD_SUFFIXES}, got {suffix or 'no suffix'!r}")
+    with path.open(encoding="utf-8", newline="") as f:
+        if suffix == ".csv":
+            return list(csv.DictReader(f))
+        if suffix == ".json":
+            data = json.load(f)
+            if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
+                raise ValueError(f"{path.name}: a .json file must hold a list of objects")
+            return data
+        records = []
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{path.name}: line {n} is not valid JSON ({err.msg})") from None
+        return records
 
 
 def probe_content_id(probe_set: ProbeSet, tokenizer_name: str, max_length: int) -> str:
