@@ -31,7 +31,7 @@ from .probe import DEFAULT_MAX_LENGTH, ProbeSet, TokenizedProbe
 from .store import DEFAULT_ENCODING, ENCODINGS, SNAPSHOT_KINDS, RunWriter
 from .tensorboard_log import TensorBoardLog, layer_scalars
 
-DEFAULT_QUEUE_SIZE = 2
+DEFAULT_QUEUE_SIZE = 8
 
 
 class AttentionRecorder:

@@ -66,7 +66,7 @@ def render(results: list[tuple[str, str, list[Figure], str]]) -> str:
     for script, title, figures, status in results:
         lines += [f"## {title}", "", f"`benchmarks/{script}` ({status})", ""]
         if not figures:
-            lines += ["No figures: the script did not produce any (see the status above).", ""]
+            lines += ["No figures: the script produced none here (for the GPU benchmark: no CUDA device; see the notes).", ""]
             continue
         lines += ["| figure | value | baseline | ratio | goal | met | note |", "|---|---|---|---|---|---|---|"]
         for f in figures:
