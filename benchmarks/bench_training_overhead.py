@@ -151,4 +151,10 @@ def _timed(hook):
 
 
 if __name__ == "__main__":
-    report(run())
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Training overhead of the callback at its default schedule.")
+    parser.add_argument("--steps", type=int, default=STEPS, help=f"optimizer steps per fit (default {STEPS})")
+    parser.add_argument("--repeats", type=int, default=2, help="paired A/B rounds (default 2)")
+    options = parser.parse_args()
+    report(run(options.steps, options.repeats))
