@@ -132,8 +132,8 @@ class AttentionFlowsTrainerCallback(TrainerCallback, ExportableState):
         self.model = model
         self.tokenizer = tokenizer
         self._options = recorder_options(encoding, max_length, batch_size, strict, overwrite, tensorboard,
-                                   layers=layers, heads=heads, rows=rows, top_k=top_k,
-                                   head_importance=head_importance)
+                                         layers=layers, heads=heads, rows=rows, top_k=top_k,
+                                         head_importance=head_importance)
         self.timeline = SnapshotTimeline(self.probe_set, self.schedule, **self._options)
         self.run_dir: str | None = None  # restored from the checkpoint on resume
 
