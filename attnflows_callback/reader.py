@@ -25,6 +25,7 @@ from .store import (
     FORMAT_VERSION,
     SNAPSHOT_DIRNAME,
     SNAPSHOT_NAME,
+    data_dir,
     get_encoding,
 )
 
@@ -84,7 +85,7 @@ class Run:
 
     def __init__(self, run_dir: str | os.PathLike):
         path = Path(run_dir)
-        self.data_dir = path if (path / "run.json").is_file() and path.name == DATA_DIRNAME else path / DATA_DIRNAME
+        self.data_dir = data_dir(path)
         self.run_dir = self.data_dir.parent
         meta_path = self.data_dir / "run.json"
         if not meta_path.is_file():

@@ -144,7 +144,7 @@ def get_encoding(name: str) -> Encoding:
 def data_dir(run_dir: str | os.PathLike) -> Path:
     """The attnflows folder of a TensorBoard run directory (accepts the folder itself too)."""
     path = Path(run_dir)
-    return path if path.name == DATA_DIRNAME and (path / "run.json").exists() else path / DATA_DIRNAME
+    return path if path.name == DATA_DIRNAME and (path / "run.json").is_file() else path / DATA_DIRNAME
 
 
 def snapshot_filename(step: int) -> str:

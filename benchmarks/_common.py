@@ -96,6 +96,15 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} threads {torch.get_num_threads()}, Python {platform.python_version()}"
 
 
+def padded_batch(rows: list[list[int]], device=None) -> dict:
+    """Token-id rows right-padded with 0 (BERT's pad id), with their attention mask: a model's keyword inputs."""
+    import torch
+
+    width = max(map(len, rows))
+    ids = torch.tensor([r + [0] * (width - len(r)) for r in rows], device=device)
+    return {"input_ids": ids, "attention_mask": (ids != 0).long()}
+
+
 def bundled_probe():
     """The 64-example probe set shipped in examples/data."""
     from attnflows_callback import ProbeSet

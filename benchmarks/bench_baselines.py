@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from _common import ROOT, Figure, bundled_probe, median, report
+from _common import ROOT, Figure, bundled_probe, median, padded_batch, report
 from bench_storage import png_bytes
 
 STEPS = 48
@@ -56,9 +56,7 @@ def naive_probe_pass(model, probe):
     with torch.no_grad():
         for start in range(0, len(probe), 16):
             rows = probe.input_ids[start:start + 16]
-            width = max(map(len, rows))
-            ids = torch.tensor([r + [0] * (width - len(r)) for r in rows])
-            attentions = model(input_ids=ids, attention_mask=(ids != 0).long(), output_attentions=True).attentions
+            attentions = model(**padded_batch(rows), output_attentions=True).attentions
             stacked = torch.stack(attentions, dim=1)  # [B, L, H, T, T]
             out += [stacked[b, :, :, : len(r), : len(r)].clone() for b, r in enumerate(rows)]
     model.set_attn_implementation("sdpa")

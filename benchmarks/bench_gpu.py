@@ -19,7 +19,7 @@ from __future__ import annotations
 import tempfile
 import time
 
-from _common import Figure, bundled_probe, median, report
+from _common import Figure, bundled_probe, median, padded_batch, report
 
 STEPS = 40
 EVERY = 10
@@ -100,10 +100,7 @@ def run() -> list[Figure]:
             def bare():
                 with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
                     for start in range(0, len(rows), 16):
-                        chunk = rows[start:start + 16]
-                        width = max(map(len, chunk))
-                        ids = torch.tensor([r + [0] * (width - len(r)) for r in chunk], device=device)
-                        out = eager(input_ids=ids, attention_mask=(ids != 0).long(), output_attentions=True)
+                        out = eager(**padded_batch(rows[start:start + 16], device), output_attentions=True)
                         torch.stack(out.attentions).float().cpu()
                 torch.cuda.synchronize()
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tempfile
 
-from _common import Figure, bundled_probe, median, paired, report
+from _common import Figure, bundled_probe, median, padded_batch, paired, report
 
 
 def run(repeats: int = 9) -> list[Figure]:
@@ -25,12 +25,7 @@ def run(repeats: int = 9) -> list[Figure]:
 
     model = minilm_classifier()
     probe = bundled_probe().tokenize(tokenizer())
-    batches = []
-    for batch in _batches(probe, 16, model.config):
-        rows = [probe.input_ids[i] for i in batch]
-        width = max(map(len, rows))
-        ids = torch.tensor([r + [0] * (width - len(r)) for r in rows])
-        batches.append({"input_ids": ids, "attention_mask": (ids != 0).long()})
+    batches = [padded_batch([probe.input_ids[i] for i in batch]) for batch in _batches(probe, 16, model.config)]
 
     eager = minilm_classifier()
     eager.set_attn_implementation("eager")
@@ -47,11 +42,6 @@ def run(repeats: int = 9) -> list[Figure]:
 
         def snapshot():
             recorder.snapshot(next(step))
-
-        def drained(fn):
-            def call():
-                fn()
-            return call
 
         base, snap = [], []
         for _ in range(2):  # warm-up
