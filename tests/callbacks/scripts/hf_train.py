@@ -31,8 +31,14 @@ def main():
     if opts.fail_at is not None:
         callbacks.append(FailAt(opts.fail_at))
     args = hf_args(opts.out, max_steps=5, report_to="tensorboard", ddp_backend="gloo" if "RANK" in os.environ else None)
-    Trainer(model=hf_model(), args=args, train_dataset=hf_dataset(), processing_class=tokenizer(),
-            callbacks=callbacks).train()
+    try:
+        Trainer(model=hf_model(), args=args, train_dataset=hf_dataset(), processing_class=tokenizer(),
+                callbacks=callbacks).train()
+    finally:
+        # As every torchrun script should: without it, gloo's worker threads can abort the
+        # process at interpreter exit ("terminate called without an active exception").
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
