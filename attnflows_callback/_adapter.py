@@ -7,14 +7,16 @@ one-snapshot-per-step rule, resume and the writer-rank rule live here, once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
-from .capture import Reduction
+from .capture import ProbePass, Reduction
 from .probe import DEFAULT_MAX_LENGTH, ProbeSet
 from .recorder import AttentionRecorder
 from .schedule import SnapshotSchedule
@@ -22,9 +24,26 @@ from .store import DEFAULT_ENCODING, ENCODINGS
 
 EVENT_KINDS = {"start": "step", "step": "step", "checkpoint": "checkpoint", "epoch_end": "epoch_end", "final": "final"}
 SHARDED_WARNING = (
-    "attnflows does not record under {strategy}: parameters are sharded across ranks, and the probe pass "
-    "would need every rank to gather them (see docs/distributed.md). Training goes on without snapshots."
+    "attnflows does not record under {strategy}: parameters are sharded across ranks, and recording needs every "
+    "rank to join the probe pass, which is implemented for Lightning's FSDPStrategy and ModelParallelStrategy only "
+    "(see docs/distributed.md). Training goes on without snapshots."
 )
+
+
+@dataclass(frozen=True)
+class ShardedProbing:
+    """How the ranks of a sharded (FSDP) run make each probe pass together.
+
+    Args:
+        agree: takes the writer rank's yes/no and returns it on every rank (a broadcast
+            from rank zero), so that no rank enters a probe pass alone.
+        gathered: a context manager, entered by every rank around each pass, that makes
+            the parameters the probe forward needs available (FSDP1: the root unit's own
+            parameters, which the inner model's forward would otherwise never gather).
+    """
+
+    agree: Callable[[bool], bool]
+    gathered: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
 
 
 class SnapshotTimeline:
@@ -32,7 +51,9 @@ class SnapshotTimeline:
 
     Every rank keeps the same ``last_step`` (the schedule depends only on the optimizer
     step, which all ranks share), so every rank makes the same decisions; only the rank
-    built with ``is_writer=True`` runs the probe pass and touches the filesystem.
+    built with ``is_writer=True`` touches the filesystem. Without ``sharded``, only the
+    writer runs the probe pass. With it, every rank runs each probe pass (the writer's
+    word decides whether there is one), and the writer keeps the result.
 
     Args:
         probe_set: the probe set to record.
@@ -45,33 +66,52 @@ class SnapshotTimeline:
         self.schedule = schedule
         self.recorder_options = recorder_options
         self.recorder: AttentionRecorder | None = None
+        self.probe_pass: ProbePass | None = None
+        self.sharded: ShardedProbing | None = None
         self.last_step: int | None = None
         self.active = False
 
-    def start(self, model, tokenizer, run_dir, *, step: int, resume: bool, is_writer: bool, hparams: dict) -> None:
+    def start(self, model, tokenizer, run_dir, *, step: int, resume: bool, is_writer: bool, hparams: dict,
+              sharded: ShardedProbing | None = None) -> None:
         """Begin recording at optimizer step ``step``, or continue the run in ``run_dir`` when ``resume``."""
         self.close("failed")  # a previous attempt in this process that never reached its end
+        if sharded is not None and self.recorder_options["head_importance"]:
+            raise ValueError("head_importance=True is not supported under sharded training (FSDP); "
+                             "pass head_importance=False")
         self.active = True
         self.last_step = step
-        if not is_writer:
-            return
+        self.sharded = sharded
         if step > 0 and not resume:
-            self._give_up(
-                f"training starts at step {step} but the checkpoint holds no attnflows state, and a new run "
-                "must start at step 0; resume from a checkpoint saved with this callback"
-            )
+            if is_writer:
+                self._give_up(
+                    f"training starts at step {step} but the checkpoint holds no attnflows state, and a new run "
+                    "must start at step 0; resume from a checkpoint saved with this callback"
+                )
             return
-        self.recorder = AttentionRecorder(model, tokenizer, self.probe_set, run_dir, hparams=hparams,
-                                          resume=resume, **self.recorder_options)
+        if not is_writer and sharded is None:
+            return
+        with self._gathered():
+            if is_writer:
+                self.recorder = AttentionRecorder(model, tokenizer, self.probe_set, run_dir, hparams=hparams,
+                                                  resume=resume, **self.recorder_options)
+                self.probe_pass = self.recorder.probe_pass
+            else:  # the same passes as the writer's recorder makes, in the same order
+                probe = self.probe_set.tokenize(tokenizer, max_length=self.recorder_options["max_length"])
+                self.probe_pass = ProbePass(model, probe, batch_size=self.recorder_options["batch_size"],
+                                            reduction=Reduction(**{k: self.recorder_options[k] for k in REDUCTION_KEYS}))
+                self.probe_pass.stream_shapes()
         if not resume:
-            self.recorder.snapshot(0, kind=EVENT_KINDS["start"])
+            self._snapshot(step, EVENT_KINDS["start"])
             return
-        self.recorder.discard_after(step)
-        if self.recorder.last_step is None:
-            self._give_up(f"{run_dir} holds no snapshots to continue from")
-        elif self.recorder.last_step < step and (self.schedule.at_checkpoints or self.schedule.is_scheduled_step(step)):
-            # The crashed attempt died between saving this checkpoint and publishing its snapshot.
-            self.recorder.snapshot(step, kind="checkpoint" if self.schedule.at_checkpoints else "step")
+        wanted, kind = False, "step"
+        if self.recorder is not None:
+            self.recorder.discard_after(step)
+            if self.recorder.last_step is None:
+                self._give_up(f"{run_dir} holds no snapshots to continue from")
+            elif self.recorder.last_step < step and (self.schedule.at_checkpoints or self.schedule.is_scheduled_step(step)):
+                # The crashed attempt died between saving this checkpoint and publishing its snapshot.
+                wanted, kind = True, "checkpoint" if self.schedule.at_checkpoints else "step"
+        self._snapshot(step, kind, wanted=wanted)
 
     def event(self, event: str, step: int, epoch: int | None = None) -> bool:
         """Handle a training event at optimizer step ``step``; True when a snapshot was taken."""
@@ -80,9 +120,7 @@ class SnapshotTimeline:
         if not self.schedule.wants(event, step):
             return False
         self.last_step = step
-        if self.recorder is None:
-            return False
-        return self.recorder.snapshot(step, kind=EVENT_KINDS[event], epoch=epoch)
+        return self._snapshot(step, EVENT_KINDS[event], epoch)
 
     def finish(self, step: int, epoch: int | None = None) -> None:
         """The last step's snapshot, then close the run as finished."""
@@ -92,6 +130,7 @@ class SnapshotTimeline:
     def close(self, status: str) -> None:
         """Publish the run's status and stop; safe to call on any rank, and twice."""
         self.active = False
+        self.probe_pass = None
         recorder, self.recorder = self.recorder, None
         if recorder is not None:
             recorder.close(status)
@@ -100,9 +139,27 @@ class SnapshotTimeline:
     def run_dir(self) -> str | None:
         return None if self.recorder is None else str(self.recorder.run_dir)
 
+    def _snapshot(self, step: int, kind: str, epoch: int | None = None, *, wanted: bool = True) -> bool:
+        """The writer records ``step``; under sharded training every rank makes the same probe pass."""
+        if self.sharded is None:
+            return wanted and self.recorder is not None and self.recorder.snapshot(step, kind=kind, epoch=epoch)
+        if not self.sharded.agree(wanted and self.recorder is not None):
+            return False
+        with self._gathered():
+            if self.recorder is not None and self.recorder.snapshot(step, kind=kind, epoch=epoch):
+                return True
+            if self.probe_pass is not None:  # another rank, or a writer whose recording stopped: keep in step
+                self.probe_pass.capture()
+            return False
+
+    def _gathered(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext() if self.sharded is None else self.sharded.gathered()
+
     def _give_up(self, reason: str) -> None:
         warnings.warn(f"attnflows is not recording: {reason}", RuntimeWarning, stacklevel=3)
-        self.close("failed")
+        recorder, self.recorder = self.recorder, None
+        if recorder is not None:
+            recorder.close("failed")
 
 
 def recorder_options(encoding: str, max_length: int, batch_size: int, strict: bool, overwrite: bool,
@@ -124,6 +181,7 @@ def recorder_options(encoding: str, max_length: int, batch_size: int, strict: bo
                 **reduction.describe())
 
 
+REDUCTION_KEYS = ("layers", "heads", "rows", "top_k")
 RECORDER_DEFAULTS = dict(encoding=DEFAULT_ENCODING, max_length=DEFAULT_MAX_LENGTH, batch_size=16, strict=False,
                          overwrite=False, tensorboard=True)
 

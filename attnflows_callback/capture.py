@@ -315,6 +315,79 @@ def capture_probe(
     )
 
 
+class ProbePass:
+    """The probe forward passes of one recording: what the recorder runs, and nothing else.
+
+    The recorder makes these passes on the writer rank. Under sharded training (FSDP) each
+    forward is a collective, so every other rank builds the same ``ProbePass`` and makes
+    the very same passes, in the same order, through its shard of the model, and drops
+    what they return.
+
+    Args:
+        model: a Hugging Face ``PreTrainedModel`` (or a module that holds one).
+        probe: the tokenised probe set.
+        batch_size: examples per probe forward batch.
+        reduction: what of each attention tensor to keep (default: all of it).
+        head_importance: also compute the gradient-based head importance, when the probe
+            set has labels.
+
+    Raises:
+        ValueError: a tokenizer that does not fit the model.
+        AttentionCaptureError: a model from which no attention can be had.
+    """
+
+    def __init__(self, model: nn.Module, probe: TokenizedProbe, *, batch_size: int = 16,
+                 reduction: Reduction | None = None, head_importance: bool = False):
+        self.model = find_pretrained_model(model)
+        check_tokenizer_fits(self.model, probe)
+        attention_sites(self.model)  # a model with no attention fails here, naming its class
+        self.probe = probe
+        self.batch_size = batch_size
+        self.reduction = reduction or Reduction()
+        self.head_importance = bool(head_importance) and probe.probe_set.labels is not None
+        self.classification_last = is_decoder_only(self.model)
+
+    def capture(self, probe: TokenizedProbe | None = None, batch_size: int | None = None) -> ProbeCapture:
+        """Attention (reduced), logits and importance of ``probe`` (default: the whole probe set)."""
+        probe = probe or self.probe
+        return capture_probe(self.model, probe, batch_size=batch_size or self.batch_size, reduction=self.reduction,
+                             classification_last=self.classification_last,
+                             labels=probe.probe_set.labels if self.head_importance else None)
+
+    def stream_shapes(self) -> dict[str, dict]:
+        """(layers, heads) stored per stream, from one tiny probe pass on the shortest example."""
+        probe = self.probe
+        shortest = min(range(len(probe)), key=lambda i: len(probe.input_ids[i]))
+        one = TokenizedProbe(probe_set=probe.probe_set.subset([shortest]), input_ids=[probe.input_ids[shortest]],
+                             tokens=[probe.tokens[shortest]], word_ids=None, truncated=[probe.truncated[shortest]],
+                             tokenizer_name=probe.tokenizer_name, max_length=probe.max_length)
+        full = capture_probe(self.model, one, batch_size=1)
+        kept = self.capture(one, batch_size=1)
+        shapes = {}
+        for stream, weights in kept.attention.items():
+            model_layers, model_heads = full.attention[stream][0].shape[:2]
+            shapes[stream] = {
+                "layers": int(weights[0].shape[0]),
+                "heads": int(weights[0].shape[1]),
+                "layer_ids": list(self.reduction.layers or range(model_layers)),
+                "head_ids": list(self.reduction.heads or range(model_heads)),
+                "rows": self.reduction.rows,
+                "top_k": self.reduction.top_k,
+            }
+        return shapes
+
+
+def is_decoder_only(model) -> bool:
+    """True for decoder-only language models, whose classification position is the last real token."""
+    config = model.config
+    if getattr(config, "is_encoder_decoder", False):
+        return False
+    return bool(getattr(config, "is_decoder", False)) or getattr(config, "model_type", "") in {
+        "gpt2", "gpt_neo", "gpt_neox", "gptj", "llama", "mistral", "mixtral", "qwen2", "qwen3", "phi", "phi3",
+        "gemma", "gemma2", "gemma3", "falcon", "opt", "bloom", "olmo", "olmo2", "starcoder2", "smollm3",
+    }
+
+
 def _head_importance(output, recorded: dict[str, list[torch.Tensor]], labels: list[int]) -> dict[str, np.ndarray]:
     """Per stream ``[B, L, H]``: ``|sum(A * dL/dA)|`` over each head's map (Michel et al. 2019)."""
     logits = getattr(output, "logits", None)

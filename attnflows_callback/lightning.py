@@ -12,6 +12,7 @@ import warnings
 from ._adapter import (
     RECORDER_DEFAULTS,
     SHARDED_WARNING,
+    ShardedProbing,
     SnapshotTimeline,
     as_probe_set,
     check_hparams,
@@ -53,8 +54,10 @@ class AttentionFlowsCallback(*_callback_bases()):
     Snapshots go to ``trainer.log_dir`` (or ``name`` inside it) (``lightning_logs/version_N`` under the default
     TensorBoardLogger) in ``attnflows/``, with TensorBoard scalars (per-layer change from
     the pre-trained snapshot, probe accuracy) and the hyperparameters beside them. Only
-    global rank zero runs the probe pass and writes, on the plain Hugging Face model
-    (never through the DDP wrapper). Nothing is recorded during the sanity check, under
+    global rank zero writes. Under DDP it alone runs the probe pass, on the plain Hugging
+    Face model (never through the DDP wrapper); under FSDP (``FSDPStrategy``,
+    ``ModelParallelStrategy``) every rank joins each probe pass, on rank zero's word (see
+    docs/distributed.md). Nothing is recorded during the sanity check, under
     ``fast_dev_run``, or in ``validate``/``test``/``predict``.
 
     Resume: ``fit(ckpt_path=...)`` continues the *original* run. ``state_dict`` records its
@@ -172,7 +175,8 @@ class AttentionFlowsCallback(*_callback_bases()):
         if _should_skip(trainer):
             return
         sharded = _sharded_strategy(trainer.strategy)
-        if sharded is not None:
+        probing = _sharded_probing(trainer) if sharded is not None else None
+        if sharded is not None and probing is None:
             if trainer.is_global_zero:
                 warnings.warn(SHARDED_WARNING.format(strategy=sharded), RuntimeWarning, stacklevel=2)
             return
@@ -182,12 +186,13 @@ class AttentionFlowsCallback(*_callback_bases()):
         writer = trainer.is_global_zero
         self.timeline.start(
             model,
-            find_tokenizer(self.tokenizer, pl_module) if writer else None,
+            find_tokenizer(self.tokenizer, pl_module) if writer or probing else None,
             self.run_dir,
             step=step,
             resume=step > 0 and self._resumed_run_dir is not None,
             is_writer=writer,
             hparams={**_module_hparams(pl_module), **self.hparams},
+            sharded=probing,
         )
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -239,6 +244,28 @@ def _sharded_strategy(strategy) -> str | None:
     if "DeepSpeedStrategy" in names and getattr(strategy, "zero_stage_3", False):
         return f"{type(strategy).__name__} (ZeRO stage 3)"
     return None
+
+
+def _sharded_probing(trainer) -> ShardedProbing | None:
+    """How every rank joins the probe pass under FSDP (Lightning's FSDPStrategy or ModelParallelStrategy).
+
+    None for sharded set-ups that attnflows does not record (DeepSpeed ZeRO-3).
+    """
+    names = {cls.__name__ for cls in type(trainer.strategy).__mro__}
+    if not names & {"FSDPStrategy", "ModelParallelStrategy"}:
+        return None
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    def agree(wanted: bool) -> bool:
+        return bool(trainer.strategy.broadcast(bool(wanted), src=0))
+
+    root = trainer.strategy.model
+    if isinstance(root, FullyShardedDataParallel):  # FSDP1 wraps the LightningModule: its root unit holds
+        # parameters (embeddings) that only the wrapper's forward would gather; every FSDP unit inside
+        # the Hugging Face model gathers its own during the probe forward, on every rank together.
+        return ShardedProbing(agree, lambda: FullyShardedDataParallel.summon_full_params(
+            root, writeback=False, recurse=False))
+    return ShardedProbing(agree)  # FSDP2 (fully_shard): each unit gathers its parameters in its forward
 
 
 def _is_tensorboard(logger) -> bool:

@@ -19,14 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .capture import (
-    ProbeCapture,
-    Reduction,
-    attention_sites,
-    capture_probe,
-    check_tokenizer_fits,
-    find_pretrained_model,
-)
+from .capture import ProbeCapture, ProbePass, Reduction, is_decoder_only
 from .probe import DEFAULT_MAX_LENGTH, ProbeSet, TokenizedProbe
 from .store import DEFAULT_ENCODING, ENCODINGS, SNAPSHOT_KINDS, RunWriter
 from .tensorboard_log import TensorBoardLog, layer_scalars
@@ -125,18 +118,15 @@ class AttentionRecorder:
             raise TypeError(
                 f"probe_set must be a ProbeSet, got {type(probe_set).__name__}; build one with ProbeSet(texts, labels=...)"
             )
-        self.model = find_pretrained_model(model)
-        check_tokenizer_fits(self.model, probe)
+        self.probe_pass = ProbePass(model, probe, batch_size=batch_size, reduction=self.reduction,
+                                    head_importance=head_importance)
+        self.model = self.probe_pass.model
         self.probe = probe
-        self.batch_size = batch_size
         self.strict = strict
         self.resume = resume
         self.run_dir = Path(run_dir)
         self.hparams = dict(hparams or {})
-        self.head_importance = bool(head_importance) and probe.probe_set.labels is not None
-
-        self.classification_last = _is_decoder_only(self.model)
-        streams = self._stream_shapes()
+        streams = self.probe_pass.stream_shapes()
         self.writer = RunWriter(
             self.run_dir,
             meta=_run_meta(self.model, probe, streams, self.hparams, self.reduction),
@@ -196,7 +186,7 @@ class AttentionRecorder:
                 )
             purge = True
         self._orphans_purged = True
-        capture = self._capture(self.probe)
+        capture = self.probe_pass.capture()
         if purge:
             self._put(("purge", step))
         self._put(("write", step, kind, epoch, time.time(), capture))
@@ -246,34 +236,6 @@ class AttentionRecorder:
         self.close(_status_for(exc_type))
 
     # ------------------------------------------------------------- internals
-    def _capture(self, probe: TokenizedProbe, batch_size: int | None = None) -> ProbeCapture:
-        labels = probe.probe_set.labels if self.head_importance else None
-        return capture_probe(self.model, probe, batch_size=batch_size or self.batch_size, reduction=self.reduction,
-                             classification_last=self.classification_last, labels=labels)
-
-    def _stream_shapes(self) -> dict[str, dict]:
-        """(layers, heads) stored per stream, from one tiny probe pass on the shortest example."""
-        attention_sites(self.model)  # a model with no attention fails here, naming its class
-        probe = self.probe
-        shortest = min(range(len(probe)), key=lambda i: len(probe.input_ids[i]))
-        one = TokenizedProbe(probe_set=probe.probe_set.subset([shortest]), input_ids=[probe.input_ids[shortest]],
-                             tokens=[probe.tokens[shortest]], word_ids=None, truncated=[probe.truncated[shortest]],
-                             tokenizer_name=probe.tokenizer_name, max_length=probe.max_length)
-        full = capture_probe(self.model, one, batch_size=1)
-        kept = self._capture(one, batch_size=1)
-        shapes = {}
-        for stream, weights in kept.attention.items():
-            model_layers, model_heads = full.attention[stream][0].shape[:2]
-            shapes[stream] = {
-                "layers": int(weights[0].shape[0]),
-                "heads": int(weights[0].shape[1]),
-                "layer_ids": list(self.reduction.layers or range(model_layers)),
-                "head_ids": list(self.reduction.heads or range(model_heads)),
-                "rows": self.reduction.rows,
-                "top_k": self.reduction.top_k,
-            }
-        return shapes
-
     def _put(self, item) -> None:
         while True:
             try:
@@ -390,7 +352,7 @@ def _run_meta(model, probe: TokenizedProbe, streams: dict, hparams: dict, reduct
     from . import __version__
 
     config = model.config
-    decoder_only = _is_decoder_only(model)
+    decoder_only = is_decoder_only(model)
     shapes = ",".join(f"{s}={v['layers']}x{v['heads']}" for s, v in streams.items())
     if not reduction.is_identity:
         shapes += f";{json.dumps(reduction.describe(), sort_keys=True)}"
@@ -411,16 +373,6 @@ def _run_meta(model, probe: TokenizedProbe, streams: dict, hparams: dict, reduct
         "max_length": probe.max_length,
         "hparams": _jsonable(hparams),
         "versions": {"attnflows": __version__, "torch": torch.__version__, "transformers": transformers.__version__},
-    }
-
-
-def _is_decoder_only(model) -> bool:
-    config = model.config
-    if getattr(config, "is_encoder_decoder", False):
-        return False
-    return bool(getattr(config, "is_decoder", False)) or getattr(config, "model_type", "") in {
-        "gpt2", "gpt_neo", "gpt_neox", "gptj", "llama", "mistral", "mixtral", "qwen2", "qwen3", "phi", "phi3",
-        "gemma", "gemma2", "gemma3", "falcon", "opt", "bloom", "olmo", "olmo2", "starcoder2", "smollm3",
     }
 
 

@@ -1,4 +1,5 @@
-"""Two CPU processes (gloo): Lightning ddp and ddp_spawn, and the transformers Trainer under torchrun.
+"""Two CPU processes (gloo): Lightning ddp, ddp_spawn and sharded (FSDP1, FSDP2), and the transformers
+Trainer under torchrun.
 
 Each run must finish (no hang) and leave exactly one set of snapshots, written by rank zero.
 """
@@ -9,10 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
-from attnflows_callback import open_run
-from tests.callbacks._models import snapshot_events
+from attnflows_callback import capture_probe, open_run
+from tests.callbacks._models import hf_model, snapshot_events
+from tests.helpers import probe_set, tokenizer
 
 SCRIPTS = Path(__file__).parent / "scripts"
 EXPECTED = [(0, "step"), (2, "step"), (4, "step"), (5, "final")]
@@ -45,6 +49,25 @@ def test_lightning_ddp_on_cpu_records_one_set_of_snapshots(tmp_path, strategy):
     assert run_dir == tmp_path / "lightning_logs" / "version_0"
     assert snapshot_events(run_dir) == EXPECTED
     assert open_run(run_dir).status["status"] == "finished"
+
+
+@pytest.mark.parametrize("sharding", ["fsdp2", "fsdp1"])
+def test_lightning_fsdp_on_cpu_every_rank_joins_the_probe_pass_and_rank_zero_writes(tmp_path, sharding):
+    run([sys.executable, str(SCRIPTS / "lightning_fsdp.py"), "--root", str(tmp_path), "--sharding", sharding],
+        env={**_env(), "MASTER_PORT": str(free_port())})
+    run_dir = only_run(tmp_path)
+    assert snapshot_events(run_dir) == EXPECTED
+    unsharded = {0: hf_model(), 5: hf_model()}  # the same seeded initial weights, then the trained ones
+    unsharded[5].load_state_dict(torch.load(tmp_path / "final_weights.pt"))
+    probe = probe_set().tokenize(tokenizer())
+    with open_run(run_dir) as recorded:
+        assert recorded.status["status"] == "finished"
+        for step, model in unsharded.items():
+            expected = capture_probe(model, probe).attention["self"]
+            for i, weights in enumerate(expected):
+                np.testing.assert_allclose(recorded.attention(i, step), weights, atol=2e-3)
+            np.testing.assert_allclose(recorded.logits(step), capture_probe(model, probe).logits, atol=1e-5)
+        assert not np.allclose(recorded.logits(0), recorded.logits(5))  # it trained
 
 
 def test_hf_trainer_under_torchrun_records_one_set_of_snapshots(tmp_path):
