@@ -93,7 +93,7 @@ class SnapshotTimeline:
         with self._gathered():
             if is_writer:
                 self.recorder = AttentionRecorder(model, tokenizer, self.probe_set, run_dir, hparams=hparams,
-                                                  resume=resume, **self.recorder_options)
+                                                  resume=resume, sharded=sharded is not None, **self.recorder_options)
                 self.probe_pass = self.recorder.probe_pass
             else:  # the same passes as the writer's recorder makes, in the same order
                 probe = self.probe_set.tokenize(tokenizer, max_length=self.recorder_options["max_length"])

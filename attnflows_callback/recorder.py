@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .capture import ProbeCapture, ProbePass, Reduction, is_decoder_only
+from .capture import ProbeCapture, ProbePass, Reduction, is_decoder_only, is_sharded
 from .probe import DEFAULT_MAX_LENGTH, ProbeSet, TokenizedProbe
 from .store import DEFAULT_ENCODING, ENCODINGS, SNAPSHOT_KINDS, RunWriter
 from .tensorboard_log import TensorBoardLog, layer_scalars
@@ -52,10 +52,15 @@ class AttentionRecorder:
         head_importance: also store the gradient-based head importance of Michel et al.
             (2019) per example and head when the probe set has labels (one backward pass
             through the probe batches; parameter gradients are never touched).
+        sharded: True when every other rank makes this recorder's probe passes alongside it,
+            which the Lightning callback arranges under FSDP. Without it, a model whose
+            parameters FSDP shards across ranks is refused: a probe pass on one rank alone
+            would wait for the others forever.
 
     Raises:
-        ValueError: bad arguments, a tokenizer that does not fit the model, or a run
-            directory that holds another probe set or model.
+        ValueError: bad arguments, a tokenizer that does not fit the model, a run
+            directory that holds another probe set or model, or a sharded model without
+            ``sharded=True``.
         AttentionCaptureError: a model from which no attention can be had.
 
     Example:
@@ -98,7 +103,14 @@ class AttentionRecorder:
         rows: str = "all",
         top_k: int | None = None,
         head_importance: bool = False,
+        sharded: bool = False,
     ):
+        if not sharded and is_sharded(model):
+            raise ValueError(
+                "the model's parameters are sharded across ranks (FSDP), so every rank must join each probe pass; "
+                "record with the Lightning callback under FSDPStrategy or ModelParallelStrategy (see "
+                "docs/distributed.md), or pass sharded=True once every rank makes the same probe passes"
+            )
         if encoding not in ENCODINGS:
             raise ValueError(f"encoding must be one of {sorted(ENCODINGS)}, got {encoding!r}")
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:

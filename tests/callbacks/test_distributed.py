@@ -70,6 +70,14 @@ def test_lightning_fsdp_on_cpu_every_rank_joins_the_probe_pass_and_rank_zero_wri
         assert not np.allclose(recorded.logits(0), recorded.logits(5))  # it trained
 
 
+def test_a_recorder_on_one_rank_of_a_sharded_model_is_refused_not_left_hanging(tmp_path):
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    result = run([torchrun, "--nproc_per_node", "2", "--master_port", str(free_port()),
+                  str(SCRIPTS / "plain_fsdp.py"), "--out", str(tmp_path / "run")], env=_env())
+    assert "refused: the model's parameters are sharded across ranks (FSDP)" in result.stdout
+    assert not (tmp_path / "run").exists()
+
+
 def test_hf_trainer_under_torchrun_records_one_set_of_snapshots(tmp_path):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     result = run([torchrun, "--nproc_per_node", "2", "--master_port", str(free_port()),
