@@ -82,7 +82,7 @@ class CompactUint8(Encoding):
 
     def encode(self, weights: np.ndarray) -> np.ndarray:
         keymajor = np.ascontiguousarray(_codes(weights).swapaxes(-1, -2))
-        packed = lzma.compress(keymajor.tobytes(), format=lzma.FORMAT_RAW, filters=COMPACT_FILTERS)
+        packed = lzma.compress(keymajor.tobytes(), format=lzma.FORMAT_RAW, filters=COMPACT_ENCODE_FILTERS)
         return np.frombuffer(packed, dtype=np.uint8)
 
     def decode(self, stored: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -96,6 +96,10 @@ class CompactUint8(Encoding):
 
 
 COMPACT_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 6, "lc": 4, "lp": 0, "pb": 0}]
+# Preset 4 encodes these codes in half the time of preset 6 at the same size on the bundled probe
+# (+2% on 49-token examples); its 4 MiB dictionary is within the 8 MiB that COMPACT_FILTERS
+# decodes with, so every stream, old or new, decodes with COMPACT_FILTERS.
+COMPACT_ENCODE_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 4, "lc": 4, "lp": 0, "pb": 0}]
 
 
 class Uint8(Encoding):
