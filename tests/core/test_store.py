@@ -33,6 +33,20 @@ def test_encoding_round_trip_within_its_documented_error(name):
     assert encoding.max_abs_error <= 2e-3
 
 
+def test_compact_streams_of_the_earlier_preset_still_decode_as_documented():
+    import lzma
+
+    from attnflows_callback.store import COMPACT_FILTERS
+
+    weights = softmax_rows(np.random.default_rng(1).normal(scale=3, size=(2, 3, 6, 6))).astype(np.float32)
+    codes = np.rint(weights * 255).astype(np.uint8).swapaxes(-1, -2).tobytes()
+    written_before = lzma.compress(codes, format=lzma.FORMAT_RAW, filters=COMPACT_FILTERS)  # preset 6
+    encoding = get_encoding("compact")
+    decoded = encoding.decode(np.frombuffer(written_before, np.uint8), weights.shape)
+    np.testing.assert_array_equal(decoded, encoding.decode(encoding.encode(weights), weights.shape))
+    assert np.abs(decoded - weights).max() <= encoding.max_abs_error + 1e-7
+
+
 def test_unknown_encoding_lists_the_allowed_ones():
     with pytest.raises(ValueError, match=r"encoding must be one of \['compact', 'float16', 'uint8'\]"):
         get_encoding("png")
