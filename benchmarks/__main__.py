@@ -3,6 +3,7 @@
     python -m benchmarks                 # all of them, on CPU (about 10 to 15 minutes on 2 cores)
     python -m benchmarks --only storage  # the scripts whose name contains "storage"
     python -m benchmarks --no-write      # print only
+    python -m benchmarks --only flow --update  # re-run one script, replace its section only
 
 Each script runs in its own process (so one benchmark's threads, caches and imports cannot
 colour another's), prints its figures as `FIGURE {json}` lines, and is also runnable alone.
@@ -33,6 +34,7 @@ SCRIPTS = [
 ]
 OUTPUT = os.path.join(ROOT, "docs", "benchmarks.md")
 NOTES = os.path.join(ROOT, "benchmarks", "NOTES.md")
+NOTES_HEADING = "## Notes:"
 
 
 def run_script(script: str, timeout: int) -> tuple[list[Figure], str]:
@@ -63,27 +65,49 @@ def render(results: list[tuple[str, str, list[Figure], str]]) -> str:
         "missed are marked **missed** with the number; the notes at the end explain why and what would close them.",
         "",
     ]
+    for result in results:
+        lines += render_section(*result)
+    return "\n".join(lines + notes())
+
+
+def render_section(script: str, title: str, figures: list[Figure], status: str) -> list[str]:
+    lines = [f"## {title}", "", f"`benchmarks/{script}` ({status})", ""]
+    if not figures:
+        return lines + ["No figures: the script produced none here (for the GPU benchmark: no CUDA device; see the notes).", ""]
+    lines += ["| figure | value | baseline | ratio | goal | met | note |", "|---|---|---|---|---|---|---|"]
+    for f in figures:
+        baseline = "" if f.baseline is None else f"{f.baseline:.4g} {f.unit} ({f.baseline_name})"
+        ratio = "" if f.ratio is None else f"{f.ratio:.3f}x"
+        met = "" if f.met is None else ("yes" if f.met else "**missed**")
+        lines.append(f"| {f.name} | {f.value:.4g} {f.unit} | {baseline} | {ratio} | {f.goal} | {met} | {f.note} |")
+    return lines + [""]
+
+
+def notes() -> list[str]:
+    return [open(NOTES, encoding="utf-8").read().strip(), ""] if os.path.exists(NOTES) else []
+
+
+def update(existing: str, results: list[tuple[str, str, list[Figure], str]]) -> str:
+    """``existing`` with the sections of ``results`` replaced (each marked with today's date), and fresh notes."""
+    body = existing[:existing.index(NOTES_HEADING)] if NOTES_HEADING in existing else existing
+    sections = body.split("\n## ")
+    today = datetime.date.today().isoformat()
     for script, title, figures, status in results:
-        lines += [f"## {title}", "", f"`benchmarks/{script}` ({status})", ""]
-        if not figures:
-            lines += ["No figures: the script produced none here (for the GPU benchmark: no CUDA device; see the notes).", ""]
-            continue
-        lines += ["| figure | value | baseline | ratio | goal | met | note |", "|---|---|---|---|---|---|---|"]
-        for f in figures:
-            baseline = "" if f.baseline is None else f"{f.baseline:.4g} {f.unit} ({f.baseline_name})"
-            ratio = "" if f.ratio is None else f"{f.ratio:.3f}x"
-            met = "" if f.met is None else ("yes" if f.met else "**missed**")
-            lines.append(f"| {f.name} | {f.value:.4g} {f.unit} | {baseline} | {ratio} | {f.goal} | {met} | {f.note} |")
-        lines.append("")
-    if os.path.exists(NOTES):
-        lines += [open(NOTES, encoding="utf-8").read().strip(), ""]
-    return "\n".join(lines)
+        fresh = "\n".join(render_section(script, title, figures, f"{status}, re-run on {today} on {machine()}"))
+        matches = [k for k, section in enumerate(sections) if k and section.startswith(title + "\n")]
+        if matches:
+            sections[matches[0]] = fresh[len("## "):]
+        else:
+            sections.append(fresh[len("## "):])
+    return "\n## ".join(section.rstrip("\n") + "\n" for section in sections) + "\n" + "\n".join(notes())
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
     parser.add_argument("--only", help="run only the scripts whose file name contains this text")
     parser.add_argument("--no-write", action="store_true", help="print figures, do not rewrite docs/benchmarks.md")
+    parser.add_argument("--update", action="store_true",
+                        help="replace only the sections of the scripts run in the existing docs/benchmarks.md")
     args = parser.parse_args(argv)
     chosen = [s for s in SCRIPTS if not args.only or args.only in s[0]]
     if not chosen:
@@ -97,8 +121,12 @@ def main(argv=None) -> int:
         print(f"   ({status})", flush=True)
         results.append((script, title, figures, status))
     if not args.no_write:
+        text = render(results)
+        if args.update and os.path.exists(OUTPUT):
+            with open(OUTPUT, encoding="utf-8") as f:
+                text = update(f.read(), results)
         with open(OUTPUT, "w", encoding="utf-8") as f:
-            f.write(render(results))
+            f.write(text)
         print(f"wrote {os.path.relpath(OUTPUT, ROOT)}")
     return 0 if all(s.endswith(" s") for *_, s in results) else 1
 

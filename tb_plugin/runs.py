@@ -287,6 +287,14 @@ class RunCache:
             self._opening.clear()
 
 
+class _Decoding:
+    """One tensor being decoded: the requests that want it too wait for ``done``."""
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.value: np.ndarray | None = None
+
+
 def _drop_stale_problems(entry: OpenRun) -> list[str]:
     """Forget read failures of shards that were replaced or removed since; returns their names."""
     with entry.lock:
@@ -333,33 +341,52 @@ def index_bytes(run: Run) -> int:
 
 # ------------------------------------------------------------ decoded tensors
 class AttentionCache:
-    """Recently decoded attention tensors, keyed by shard identity, at most ``max_bytes`` in all."""
+    """Recently decoded attention tensors, keyed by shard identity, at most ``max_bytes`` in all.
+
+    A tensor is decoded once however many requests ask for it at the same time: a step change
+    in the browser sends its views' requests together, and they all need the same example.
+    """
 
     def __init__(self, max_bytes: int = metadata.ATTENTION_CACHE_BYTES):
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._items: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._bytes = 0
+        self._decoding: dict[tuple, _Decoding] = {}
 
     def get(self, entry: OpenRun, example: int, step: int, stream: str) -> np.ndarray:
         """float32 ``[L, H, Tq, Tk]`` of one example at one step (read-only: never modify it)."""
         info = entry.run.snapshot_info(step)
         key = (str(entry.run_dir), step, info.identity, stream, example)
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-                return value
-        value = entry.run.attention(example, step, stream)
-        value.setflags(write=False)
-        if value.nbytes <= self.max_bytes:
+        while True:
             with self._lock:
-                if key not in self._items:
+                value = self._items.get(key)
+                if value is not None:
+                    self._items.move_to_end(key)
+                    return value
+                decoding = self._decoding.get(key)
+                if decoding is None:
+                    decoding = self._decoding[key] = _Decoding()
+                    break
+            decoding.done.wait()
+            if decoding.value is not None:
+                return decoding.value
+            # The decode failed: try again, so this request gets the error (or the data) itself.
+        try:
+            value = entry.run.attention(example, step, stream)
+            value.setflags(write=False)
+            decoding.value = value
+            if value.nbytes <= self.max_bytes:
+                with self._lock:
                     self._items[key] = value
                     self._bytes += value.nbytes
-                while self._bytes > self.max_bytes:
-                    self._bytes -= self._items.popitem(last=False)[1].nbytes
-        return value
+                    while self._bytes > self.max_bytes:
+                        self._bytes -= self._items.popitem(last=False)[1].nbytes
+            return value
+        finally:
+            with self._lock:
+                del self._decoding[key]
+            decoding.done.set()
 
     def clear(self) -> None:
         with self._lock:

@@ -67,6 +67,65 @@ def test_decoded_attention_cache_is_bounded_in_bytes(logdir):
     assert not cache.get(entry, 5, 0, "self").flags.writeable
 
 
+def test_requests_arriving_together_decode_an_example_once(logdir):
+    import threading
+    import time
+
+    entry = RunCache().get(logdir / "sweep" / "lr_1")
+    decodes = []
+    read = entry.run.attention
+
+    def counted_read(*args):
+        decodes.append(args)
+        time.sleep(0.2)  # a slow decode, so the other requests arrive while it runs
+        return read(*args)
+
+    entry.run.attention = counted_read
+    cache = AttentionCache()
+    results = [None] * 4
+
+    def request(k):
+        results[k] = cache.get(entry, 1, 0, "self")
+
+    threads = [threading.Thread(target=request, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert decodes == [(1, 0, "self")]
+    assert all(r is results[0] for r in results)
+    np.testing.assert_array_equal(results[0], read(1, 0, "self"))
+
+
+def test_a_decode_that_fails_fails_each_waiting_request_and_blocks_none(logdir):
+    import threading
+    import time
+
+    entry = RunCache().get(logdir / "sweep" / "lr_1")
+
+    def broken_read(*args):
+        time.sleep(0.1)
+        raise OSError("truncated shard")
+
+    entry.run.attention = broken_read
+    cache = AttentionCache()
+    errors = []
+
+    def request():
+        try:
+            cache.get(entry, 1, 0, "self")
+        except OSError as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=request) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert not any(thread.is_alive() for thread in threads)
+    assert len(errors) == 3 and not cache._decoding
+
+
 def test_live_run_shows_new_steps_status_and_removals_without_a_restart(tmp_path, logdir):
     from werkzeug.test import Client
 
