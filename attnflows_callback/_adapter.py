@@ -47,7 +47,7 @@ class ShardedProbing:
 
 
 class SnapshotTimeline:
-    """Drives an :class:`AttentionRecorder` from training events, on the writer rank only.
+    """Drives an :class:`AttentionRecorder` from training events; only the writer rank records.
 
     Every rank keeps the same ``last_step`` (the schedule depends only on the optimizer
     step, which all ranks share), so every rank makes the same decisions; only the rank
