@@ -366,7 +366,7 @@ class ProbePass:
 
     def capture(self, probe: TokenizedProbe | None = None, batch_size: int | None = None) -> ProbeCapture:
         """Attention (reduced), logits and importance of ``probe`` (default: the whole probe set)."""
-        probe = probe or self.probe
+        probe = self.probe if probe is None else probe
         return capture_probe(self.model, probe, batch_size=batch_size or self.batch_size, reduction=self.reduction,
                              classification_last=self.classification_last,
                              labels=probe.probe_set.labels if self.head_importance else None)

@@ -236,10 +236,17 @@ def _should_skip(trainer, stage: str | None = None) -> bool:
     return not fitting or bool(trainer.fast_dev_run) or trainer.sanity_checking
 
 
+FSDP_STRATEGIES = {"FSDPStrategy", "ModelParallelStrategy"}  # sharded, and recorded with every rank joining
+
+
+def _strategy_names(strategy) -> set[str]:
+    return {cls.__name__ for cls in type(strategy).__mro__}
+
+
 def _sharded_strategy(strategy) -> str | None:
     """The strategy's name when parameters are sharded across ranks (FSDP, DeepSpeed ZeRO-3), else None."""
-    names = {cls.__name__ for cls in type(strategy).__mro__}
-    if names & {"FSDPStrategy", "ModelParallelStrategy"}:
+    names = _strategy_names(strategy)
+    if names & FSDP_STRATEGIES:
         return type(strategy).__name__
     if "DeepSpeedStrategy" in names and getattr(strategy, "zero_stage_3", False):
         return f"{type(strategy).__name__} (ZeRO stage 3)"
@@ -251,8 +258,7 @@ def _sharded_probing(trainer) -> ShardedProbing | None:
 
     None for sharded set-ups that attnflows does not record (DeepSpeed ZeRO-3).
     """
-    names = {cls.__name__ for cls in type(trainer.strategy).__mro__}
-    if not names & {"FSDPStrategy", "ModelParallelStrategy"}:
+    if not _strategy_names(trainer.strategy) & FSDP_STRATEGIES:
         return None
     from torch.distributed.fsdp import FullyShardedDataParallel
 

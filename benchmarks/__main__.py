@@ -121,10 +121,11 @@ def main(argv=None) -> int:
         print(f"   ({status})", flush=True)
         results.append((script, title, figures, status))
     if not args.no_write:
-        text = render(results)
         if args.update and os.path.exists(OUTPUT):
             with open(OUTPUT, encoding="utf-8") as f:
                 text = update(f.read(), results)
+        else:
+            text = render(results)
         with open(OUTPUT, "w", encoding="utf-8") as f:
             f.write(text)
         print(f"wrote {os.path.relpath(OUTPUT, ROOT)}")
