@@ -83,8 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
         "export",
         help="write attention, tokens and predictions to .npz or .json",
         description=_describe("Write a run's attention (per example: [steps, layers, heads, tokens, tokens]), "
-                              "tokens, word ids, logits and stored per-head summaries to a NumPy .npz archive or "
-                              "a JSON file, for other tools. The .npz opens with np.load(path), no pickle needed."),
+                              "texts (and text pairs), tokens, word and segment ids, logits and stored per-head "
+                              "summaries to a NumPy .npz archive or a JSON file, for other tools. The .npz opens "
+                              "with np.load(path), no pickle needed."),
         formatter_class=HelpFormatter,
         epilog=textwrap.dedent("""\
             examples:
@@ -281,6 +282,8 @@ def format_summary(run, *, stream: str | None = None, heads: int = 8, by: str = 
     sections = [_header(run, stream), _timeline(run, stream, steps)]
     sections.append(_changed_heads(run, stream, steps, heads, by))
     sections.append(_flips(run, steps, flips, width))
+    if run.notes:
+        sections.append("Notes\n" + "\n".join(f"  {note}" for note in run.notes))
     if run.problems:
         sections.append("Unreadable snapshot files (skipped)\n" + "\n".join(
             f"  {p.file}: {p.reason}" for p in run.problems))
@@ -302,7 +305,7 @@ def _header(run, stream: str) -> str:
         f"Run       {run.run_dir.name}",
         f"Status    {state}",
         f"Model     {name} ({model.get('class', '?')}, {layers} layers x {n_heads} heads)",
-        f"Probe     {run.num_examples} examples"
+        f"Probe     {run.num_examples} {'sentence pairs (text || text pair)' if run.text_pairs else 'examples'}"
         + (f", classes: {', '.join(run.label_names)}" if run.label_names else ""),
         f"Snapshots {len(run.steps)} (steps {run.steps[0]} to {run.steps[-1]})",
     ]
@@ -419,10 +422,18 @@ def _flips(run, steps: np.ndarray, limit: int, width: int) -> str:
         mark = "" if truth is None else (" correct" if last == truth else " WRONG")
         when = ",".join(str(s) for s in flipped[i][:4]) + ("..." if len(flipped[i]) > 4 else "")
         lines.append(f"  #{i:<3} {label(first):>8} -> {label(last):<8}{mark:<8} at {when:<12} "
-                     f"{_ellipsis(run.texts[i], text_width)}")
+                     f"{example_text(run, i, text_width)}")
     if len(changed) > limit:
         lines.append(f"  ... and {len(changed) - limit} more (--flips N)")
     return "\n".join(lines)
+
+
+def example_text(run, i: int, width: int) -> str:
+    """Example ``i`` in ``width`` characters: the text, or both segments of a pair, each shortened, joined by `` || ``."""
+    if run.text_pairs is None:
+        return _ellipsis(run.texts[i], width)
+    half = max(8, (width - 4) // 2)
+    return f"{_ellipsis(run.texts[i], half)} || {_ellipsis(run.text_pairs[i], half)}"
 
 
 def _stream(run, stream: str | None) -> str:
@@ -516,13 +527,17 @@ def export_data(run, steps: list[int], examples: list[int], streams: list[str], 
     """Flat ``{name: array}`` of what ``attnflows export`` writes (no object arrays: ``np.load`` needs no pickle).
 
     Per example ``i``: ``attention/<stream>/<i>`` float32 ``[steps, layers, heads, Tq, Tk]``,
-    ``tokens/<i>``, ``word_ids/<i>`` (and ``decoder_tokens/<i>`` for encoder-decoder models). Per step: ``logits`` ``[steps, examples, classes]``,
+    ``tokens/<i>``, ``word_ids/<i>``, ``sequence_ids/<i>`` (0 text, 1 text pair, -1 special token),
+    the other fed inputs such as ``token_type_ids/<i>`` (and ``decoder_tokens/<i>`` for encoder-decoder
+    models); ``text_pairs`` beside ``texts`` for a sentence-pair probe. Per step: ``logits`` ``[steps, examples, classes]``,
     ``predictions``, ``summary/<stream>/<metric>`` ``[steps, examples, layers, heads]``.
     """
     data: dict[str, np.ndarray] = {
         "steps": np.asarray(steps, dtype=np.int64),
         "examples": np.asarray(examples, dtype=np.int64),
         "texts": np.asarray([run.texts[i] for i in examples], dtype=str),
+        **({} if run.text_pairs is None else
+           {"text_pairs": np.asarray([run.text_pairs[i] for i in examples], dtype=str)}),
         "meta": np.asarray(json.dumps({"run": run.run_dir.name, "status": run.status, **run.meta})),
     }
     if run.labels is not None:
@@ -545,6 +560,12 @@ def export_data(run, steps: list[int], examples: list[int], streams: list[str], 
         word_ids = run.word_ids(i)
         if word_ids is not None:
             data[f"word_ids/{i}"] = np.asarray(word_ids, dtype=np.int64)
+        sequence_ids = run.sequence_ids(i)
+        if sequence_ids is not None:  # which segment each token is from: 0 text, 1 text pair, -1 special
+            data[f"sequence_ids/{i}"] = np.asarray(sequence_ids, dtype=np.int64)
+        for name, values in run.model_inputs(i).items():  # what the model was fed, segment ids included
+            if name != "input_ids":
+                data[f"{name}/{i}"] = np.asarray(values, dtype=np.int64)
         if attention:
             for stream in streams:
                 data[f"attention/{stream}/{i}"] = np.stack([run.attention(i, step, stream) for step in steps])

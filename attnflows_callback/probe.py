@@ -170,7 +170,7 @@ class ProbeSet:
                 f"tokenizer must be a Hugging Face tokenizer, got {type(tokenizer).__name__}; "
                 "pass the tokenizer the model was trained with (AutoTokenizer.from_pretrained(...))"
             )
-        input_ids, word_ids, truncated = [], [], []
+        input_ids, word_ids, sequence_ids, truncated = [], [], [], []
         extra_inputs: dict[str, list[list[int]]] = {}
         for i, text in enumerate(self.texts):
             pair = self.text_pairs[i] if self.text_pairs is not None else None
@@ -185,6 +185,8 @@ class ProbeSet:
             truncated.append(len(full["input_ids"]) > len(ids))
             words = enc.word_ids() if getattr(enc, "is_fast", False) else None
             word_ids.append([-1 if w is None else int(w) for w in words] if words is not None else None)
+            segments = enc.sequence_ids() if getattr(enc, "is_fast", False) else None
+            sequence_ids.append([-1 if w is None else int(w) for w in segments] if segments is not None else None)
         if any(truncated):
             warnings.warn(
                 f"{sum(truncated)} of {len(self)} probe examples were truncated to max_length={max_length} tokens; "
@@ -208,6 +210,7 @@ class ProbeSet:
             tokenizer_name=tokenizer_name,
             max_length=max_length,
             extra_inputs=extra_inputs,
+            sequence_ids=sequence_ids if all(w is not None for w in sequence_ids) else None,
             pad_values={name: input_pad_value(tokenizer, name) for name in extra_inputs},
         )
 
@@ -220,6 +223,9 @@ class TokenizedProbe:
     (``token_type_ids`` for a BERT pair), one unpadded row per example; ``pad_values``
     says what pads each in a batch. The probe pass feeds those that the model's
     ``forward`` names as parameters, as the transformers Trainer does with dataset columns.
+    ``sequence_ids`` says which segment each token comes from (0: text, 1: text pair,
+    -1: special tokens), from a fast tokenizer; it is what shows a pair's boundary for
+    any tokenizer, with segment ids or not. It is not fed to the model.
     """
 
     probe_set: ProbeSet
@@ -231,6 +237,7 @@ class TokenizedProbe:
     max_length: int
     extra_inputs: dict[str, list[list[int]]] = field(default_factory=dict)
     pad_values: dict[str, int] = field(default_factory=dict)
+    sequence_ids: list[list[int]] | None = None
     probe_id: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -253,6 +260,7 @@ class TokenizedProbe:
             max_length=self.max_length,
             extra_inputs={name: [rows[i] for i in indices] for name, rows in self.extra_inputs.items()},
             pad_values=dict(self.pad_values),
+            sequence_ids=None if self.sequence_ids is None else [self.sequence_ids[i] for i in indices],
         )
 
     @property

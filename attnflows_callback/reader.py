@@ -134,6 +134,7 @@ class Run:
             self._input_ids = [np.asarray(r, dtype=np.int64) for r in _read(f, "input_ids")]
             self._tokens = _ragged_strings(f, "tokens", self._input_ids)
             self._word_ids = [np.asarray(r) for r in _read(f, "word_ids")] if "word_ids" in f else None
+            self._sequence_ids = [np.asarray(r) for r in _read(f, "sequence_ids")] if "sequence_ids" in f else None
             self._decoder_tokens = (
                 _ragged_strings(f, "decoder_tokens", self._input_ids) if "decoder_tokens" in f else None
             )
@@ -166,6 +167,14 @@ class Run:
         """Word index of each token of example ``i`` (-1 for special tokens), if the tokenizer gave them."""
         self._check_example(i)
         return None if self._word_ids is None else self._word_ids[i].copy()
+
+    def sequence_ids(self, i: int) -> np.ndarray | None:
+        """Segment of each token of example ``i``: 0 the text, 1 the text pair, -1 special tokens.
+
+        From format 2 on, when the tokenizer was a fast one; None otherwise.
+        """
+        self._check_example(i)
+        return None if self._sequence_ids is None else self._sequence_ids[i].copy()
 
     def model_inputs(self, i: int) -> dict[str, np.ndarray]:
         """The unpadded inputs the probe pass fed the model for example ``i``, besides an all-ones mask.

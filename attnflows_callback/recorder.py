@@ -400,6 +400,7 @@ def _probe_arrays(probe: TokenizedProbe, model) -> dict:
         "input_ids": probe.input_ids,
         "tokens": [t for row in probe.tokens for t in row],
         "word_ids": probe.word_ids,
+        "sequence_ids": probe.sequence_ids,
         "truncated": np.asarray(probe.truncated, dtype=bool),
         "attr:probe_id": probe.probe_id,
         "attr:tokenizer": probe.tokenizer_name,
