@@ -132,3 +132,21 @@ def test_lightning_checkpoint_at_global_step_n_recomputes_snapshot_n_under_gradi
     other = record_two_snapshots(tmp_path / "other", hf_model(), ProbeSet(PREMISES[:2]))
     with pytest.raises(VerifyError, match="recording another probe set"):
         verify_checkpoint(other, saved[0])
+
+
+def test_verify_passes_on_a_real_minilm_pair_checkpoint_and_refuses_the_pretrained_folder(tmp_path, capsys):
+    from attnflows_callback.cli import main
+    from tests.helpers import minilm_classifier, minilm_path
+
+    run_dir, out = tmp_path / "run", tmp_path / "out"
+    callback = AttentionFlowsTrainerCallback(PAIRS, log_dir=str(run_dir), **schedule())
+    args = hf_args(out, max_steps=2, learning_rate=1e-4, optim="adamw_torch", save_strategy="steps", save_steps=2,
+                   per_device_train_batch_size=4)
+    Trainer(model=minilm_classifier(), args=args, train_dataset=pair_examples(), processing_class=tokenizer(),
+            callbacks=[callback]).train()
+    capsys.readouterr()
+    assert main(["verify", str(run_dir), "--checkpoint", str(out / "checkpoint-2")]) == 0
+    report = capsys.readouterr().out
+    assert "Step       2 (matched)" in report and "PASS" in report, report
+    assert main(["verify", str(run_dir), "--checkpoint", minilm_path(), "--step", "0"]) == 2
+    assert "class BertModel (run: BertForSequenceClassification)" in capsys.readouterr().err
