@@ -135,6 +135,7 @@ def run_listing_impl(name: str, entry: OpenRun) -> dict:
         "hparams": run.meta.get("hparams", {}),
         "status": status if status in STATUSES else "unknown",
         "problems": entry.problems(),
+        "notes": [safe_text(note) for note in run.notes],
     }
 
 
@@ -150,7 +151,7 @@ def probe_impl(name: str, entry: OpenRun) -> dict:
     steps = run.steps.tolist()
     examples = []
     for i in range(run.num_examples):
-        word_ids = run.word_ids(i)
+        word_ids, sequence_ids = run.word_ids(i), run.sequence_ids(i)
         examples.append({
             "index": i,
             "text": run.texts[i],
@@ -158,6 +159,7 @@ def probe_impl(name: str, entry: OpenRun) -> dict:
             "label": None if run.labels is None else run.labels[i],
             "tokens": run.tokens(i),
             "word_ids": None if word_ids is None else [int(w) for w in word_ids],
+            "sequence_ids": None if sequence_ids is None else [int(w) for w in sequence_ids],
             "truncated": run.truncated[i],
         })
     predictions = confidence = accuracy = None
