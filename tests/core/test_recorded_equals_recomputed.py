@@ -38,19 +38,16 @@ def bert_tokenizer(segment_ids: bool = True):
 def family_model(family: str, attn: str):
     import transformers as tf
 
-    if family == "albert":
-        torch.manual_seed(0)
-        config = tf.AlbertConfig(vocab_size=VOCAB, embedding_size=16, hidden_size=32, num_hidden_layers=2,
-                                 num_attention_heads=4, intermediate_size=64, num_labels=2)
-        config._attn_implementation = attn
-        return tf.AlbertForSequenceClassification(config).eval()
-    if family == "electra":
-        torch.manual_seed(0)
-        config = tf.ElectraConfig(vocab_size=VOCAB, embedding_size=16, hidden_size=32, num_hidden_layers=2,
-                                  num_attention_heads=4, intermediate_size=64, num_labels=2)
-        config._attn_implementation = attn
-        return tf.ElectraForSequenceClassification(config).eval()
-    return tiny_model(family, attn_implementation=attn)
+    factorised = {"albert": (tf.AlbertConfig, tf.AlbertForSequenceClassification),
+                  "electra": (tf.ElectraConfig, tf.ElectraForSequenceClassification)}
+    if family not in factorised:
+        return tiny_model(family, attn_implementation=attn)
+    config_class, model_class = factorised[family]  # a 16-wide embedding projected to the 32-wide layers
+    torch.manual_seed(0)
+    config = config_class(vocab_size=VOCAB, embedding_size=16, hidden_size=32, num_hidden_layers=2,
+                          num_attention_heads=4, intermediate_size=64, num_labels=2)
+    config._attn_implementation = attn
+    return model_class(config).eval()
 
 
 # family -> the tokenizer its real checkpoints ship with, in kind: segment ids or not, and how a pair is joined.
