@@ -87,3 +87,18 @@ def test_a_path_that_is_no_checkpoint_is_refused(capsys, recorded, tmp_path):
     one_line_error(code, err, "cannot be read as a Lightning .ckpt")
     code, out, err = verify(capsys, recorded / "run", "--checkpoint", tmp_path, "--step", 0)
     one_line_error(code, err, "no config.json")
+
+
+@pytest.mark.parametrize(("family", "options"), [("t5", {}), ("bert", {"layers": [1], "rows": "cls", "top_k": 3})],
+                         ids=["encoder-decoder", "reduced"])
+def test_every_stream_of_an_encoder_decoder_and_a_reduced_run_is_compared(capsys, tmp_path, family, options):
+    model = tiny_model(family)
+    probe = ProbeSet(PREMISES, HYPOTHESES)
+    tok = tokenizer() if family == "bert" else word_level_tokenizer(segment_ids=False)
+    with AttentionRecorder(model, tok, probe, tmp_path / "run", tensorboard=False, **options) as recorder:
+        recorder.snapshot(0)
+    model.save_pretrained(tmp_path / "saved")
+    code, out, err = verify(capsys, tmp_path / "run", "--checkpoint", tmp_path / "saved", "--step", 0)
+    assert code == 0, out + err
+    compared = [line.split()[0] for line in out.splitlines() if line.endswith(" ok")]
+    assert compared == (["encoder", "decoder", "cross"] if family == "t5" else ["self", "logits"])
