@@ -17,7 +17,7 @@ from attnflows_callback import AttentionRecorder, ProbeSet, open_run
 from attnflows_callback.probe import probe_content_id
 from attnflows_callback.store import ENCODINGS, RunExistsError
 from tests.helpers import PROBE_TEXTS, VOCAB, minilm_classifier, tiny_model, tokenizer
-from tests.truth import HYPOTHESES, PAIR_LABELS, PREMISES, eager_forward, max_differences, word_level_tokenizer
+from tests.truth import HYPOTHESES, PAIR_LABELS, PREMISES, max_differences, word_level_tokenizer
 
 FLOAT_SLACK = 1e-5  # float32 sums in another order (padded batch vs one example)
 LOGITS_ATOL = 1e-4
