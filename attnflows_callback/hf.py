@@ -185,15 +185,32 @@ class AttentionFlowsTrainerCallback(TrainerCallback, ExportableState):
 
     def on_step_end(self, args, state, control, **kwargs):
         self.timeline.event("step", state.global_step, _epoch(state))
+        self._final_before_best_model_reload(args, state, control)
 
     def on_save(self, args, state, control, **kwargs):
         self.timeline.event("checkpoint", state.global_step, _epoch(state))
+        self._final_before_best_model_reload(args, state, control)
 
     def on_epoch_end(self, args, state, control, **kwargs):
         self.timeline.event("epoch_end", state.global_step, _epoch(state))
 
     def on_train_end(self, args, state, control, **kwargs):
-        self.timeline.finish(state.global_step, _epoch(state))
+        if args.load_best_model_at_end and state.best_model_checkpoint is not None:
+            # The model now holds the best checkpoint's weights, not the last step's: the last step
+            # was recorded before the reload (_final_before_best_model_reload); record nothing now.
+            self.timeline.close("finished")
+        else:
+            self.timeline.finish(state.global_step, _epoch(state))
+
+    def _final_before_best_model_reload(self, args, state, control) -> None:
+        """The last step's snapshot, while the model still holds its weights, when the Trainer will
+        load the best checkpoint back before ``on_train_end`` (``load_best_model_at_end``).
+
+        Training stops after this step when ``should_training_stop`` is set: by the step count
+        in ``on_step_end``, or by early stopping on evaluation, which comes before ``on_save``.
+        """
+        if args.load_best_model_at_end and control.should_training_stop:
+            self.timeline.event("final", state.global_step, _epoch(state))
 
 
 def _epoch(state) -> int | None:

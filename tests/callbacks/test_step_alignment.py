@@ -150,3 +150,32 @@ def test_verify_passes_on_a_real_minilm_pair_checkpoint_and_refuses_the_pretrain
     assert "Step       2 (matched)" in report and "PASS" in report, report
     assert main(["verify", str(run_dir), "--checkpoint", minilm_path(), "--step", "0"]) == 2
     assert "class BertModel (run: BertForSequenceClassification)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stop", ["max_steps", "early_stopping"])
+def test_the_final_snapshot_holds_the_last_steps_weights_even_when_the_trainer_loads_the_best_model_back(tmp_path,
+                                                                                                         stop):
+    from transformers import EarlyStoppingCallback
+
+    run_dir, out = tmp_path / "run", tmp_path / "out"
+    evaluations = []
+
+    def first_evaluation_is_best(prediction):  # the best checkpoint is then checkpoint-2, not the last one
+        evaluations.append(len(evaluations))
+        return {"rank": -len(evaluations)}
+
+    callback = AttentionFlowsTrainerCallback(PAIRS, log_dir=str(run_dir), **schedule(at_checkpoints=False))
+    args = hf_args(out, max_steps=4 if stop == "max_steps" else 8, save_strategy="steps", save_steps=2,
+                   eval_strategy="steps", eval_steps=2, load_best_model_at_end=True, metric_for_best_model="rank",
+                   greater_is_better=True)
+    stopper = [EarlyStoppingCallback(early_stopping_patience=1)] if stop == "early_stopping" else []
+    trainer = Trainer(model=hf_model(), args=args, train_dataset=pair_examples(), eval_dataset=pair_examples(4),
+                      processing_class=tokenizer(), compute_metrics=first_evaluation_is_best,
+                      callbacks=[*stopper, callback])
+    trainer.train()
+    assert trainer.state.global_step == 4  # early stopping: the second evaluation is worse, patience 1
+    assert Path(trainer.state.best_model_checkpoint).name == "checkpoint-2"
+    with open_run(run_dir) as run:
+        assert [(int(s), run.snapshot_info(int(s)).kind) for s in run.steps] == [(0, "step"), (4, "final")]
+    result = verify_checkpoint(run_dir, out / "checkpoint-4")
+    assert result.step == 4 and result.passed, result.report()
