@@ -201,8 +201,8 @@ def _model_class(run):
     name = run.meta.get("model", {}).get("class", "")
     model_class = getattr(transformers, name, None)
     if model_class is None:
-        raise VerifyError(f"the run's model class {name!r} is not a transformers class; for a Lightning checkpoint "
-                          "pass --model-factory module:function")
+        raise VerifyError(f"the run's model class {name!r} is not a transformers class, so verify cannot build it; "
+                          "for a Lightning .ckpt pass --model-factory module:function")
     return model_class
 
 
