@@ -15,7 +15,7 @@ from .._lazy import lazy_attributes
 
 # rollout and trace are cheap (numpy only) and share their names with their submodules, so
 # they are bound now: a later `from .rollout import ...` must not leave the module in their place.
-from .rollout import layer_attention, rollout  # noqa: E402
+from .rollout import layer_attention, rollout, rollout_edges  # noqa: E402
 from .trace import EDGE_LABELS, ComparisonTrace, Trace, compare_trace, trace  # noqa: E402
 
 # public name -> the submodule that defines it (scipy-backed: loaded on first use)
@@ -41,7 +41,7 @@ _LAZY = {
     "word_units": "metrics",
 }
 
-__all__ = sorted([*_LAZY, "layer_attention", "rollout", "EDGE_LABELS", "ComparisonTrace", "Trace",
+__all__ = sorted([*_LAZY, "layer_attention", "rollout", "rollout_edges", "EDGE_LABELS", "ComparisonTrace", "Trace",
                   "compare_trace", "trace"])
 
 
