@@ -122,11 +122,13 @@ class HeadMetric:
     """One value per head that ``/heads`` returns (``metrics[name]``, ``[L][H]``).
 
     ``colour_by``: offered in the head grid's *colour by* menu; ``categorical``: values index
-    ``pattern_classes``; ``from_zero``: the colour scale starts at 0.
+    ``pattern_classes``; ``from_zero``: the colour scale starts at 0; ``missing``: what to say
+    when a run has no values for it.
     """
 
     name: str
     label: str
+    unit: str = ""
     colour_by: bool = False
     categorical: bool = False
     from_zero: bool = False
@@ -135,14 +137,14 @@ class HeadMetric:
     missing: str = "This snapshot does not hold that metric."
 
     def served(self) -> dict:
-        return {"name": self.name, "label": self.label, "colour_by": self.colour_by, "categorical": self.categorical,
+        return {"name": self.name, "label": self.label, "unit": self.unit, "colour_by": self.colour_by, "categorical": self.categorical,
                 "from_zero": self.from_zero, "needs_classification_head": self.needs_classification_head,
                 "per_example": self.per_example, "missing": self.missing}
 
 
 HEAD_METRICS: dict[str, HeadMetric] = {m.name: m for m in (
     HeadMetric("change", "change from pre-trained", colour_by=True),
-    HeadMetric("entropy", "entropy", colour_by=True, from_zero=True),
+    HeadMetric("entropy", "entropy", "nats", colour_by=True, from_zero=True),
     HeadMetric("pattern", "pattern class", colour_by=True, categorical=True),
     HeadMetric("importance", "importance", colour_by=True, needs_classification_head=True,
                missing="Head importance needs a classification head and labels; choose another metric."),
