@@ -115,6 +115,10 @@ export class HeadGrid extends CanvasView {
     this.metric.value = app.state.metric;
     this.clearButton.disabled = !app.state.heads;
     if (!app.run || !app.probe) return;
+    const classifier = Boolean(app.probe.predictions);
+    for (const option of this.metric.options) {
+      option.disabled = !classifier && app.headMetric(option.value).needs_classification_head;
+    }
     if (!(await this.load(() => this.fetch(app.step), "Head metrics are unavailable."))) return;
     const values = this.values();
     if (!values) {
