@@ -22,7 +22,7 @@ from .params import resolve_heads
 from .runs import AttentionCache, OpenRun
 
 STATUSES = ("running", "finished", "failed", "interrupted", "unknown")
-FLOW_METHODS = ("raw", "rollout", "flow", "trace")
+FLOW_METHODS = ("raw", "rollout", "flow", "trace")  # the /flow answers; the tab's menu is registry.FLOW_METHODS
 BINARY = "application/octet-stream"
 HEAD_POSITION_METRICS = {"to_cls": "cls", "to_sep": "sep", "to_self": "self"}  # contract name -> head_metrics key
 SUMMARY_METRICS = {"head_change": "js_from_start", "head_cosine": "cosine_from_start", "head_entropy": "entropy"}
