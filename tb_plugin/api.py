@@ -336,19 +336,18 @@ def flow_impl(name: str, entry: OpenRun, cache: AttentionCache, *, example: int,
     if method == "flow":
         values = analysis.attention_flow(selected, source, residual=residual, heads=head_indices)
         return {**common, "source": source, "residual": residual, "values": numbers(values), "tokens": tokens}
+    if view is not None:
+        graph = registry.Graph(selected, head_indices, source, layer, tau, residual)
+        edges, influence = registry.FLOW_METHODS[view].draw(graph)
+        return {**common, "view": view, "source": source, "layer": layer, "tau": tau, "tokens": tokens,
+                "edges": [[int(l), int(i), int(j), round(float(w), 6)] for l, i, j, w in np.asarray(edges)],
+                "influence": numbers(influence)}
     traced = analysis.trace(selected, source=source, layer=layer, tau=tau, heads=head_indices)
-    out = {**common, "source": traced.source, "layer": traced.layer, "tau": traced.tau, "tokens": tokens,
-           "reached": [traced.tokens_at(level).tolist() for level in range(traced.reached.shape[0])],
-           "edges": [[int(e["layer"]), int(e["from_pos"]), int(e["to_pos"]), round(float(e["weight"]), 6)]
-                     for e in traced.edges],
-           "influence": numbers(traced.influence)}
-    if view is None:
-        return out
-    graph = registry.Graph(selected, head_indices, traced, traced.source, traced.layer, tau, residual)
-    edges, influence = registry.FLOW_METHODS[view].draw(graph)
-    out.update(view=view, edges=[[int(l), int(i), int(j), round(float(w), 6)] for l, i, j, w in np.asarray(edges)],
-               influence=numbers(influence))
-    return out
+    return {**common, "source": traced.source, "layer": traced.layer, "tau": traced.tau, "tokens": tokens,
+            "reached": [traced.tokens_at(level).tolist() for level in range(traced.reached.shape[0])],
+            "edges": [[int(e["layer"]), int(e["from_pos"]), int(e["to_pos"]), round(float(e["weight"]), 6)]
+                      for e in traced.edges],
+            "influence": numbers(traced.influence)}
 
 
 def head_selection(attention: np.ndarray, pairs: list[tuple[int, int]] | None) -> tuple[np.ndarray, list[int] | None]:

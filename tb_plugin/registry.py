@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,17 +35,21 @@ class Graph:
     """What a flow method is given: one example's attention, already restricted to the selected heads.
 
     ``attention`` is ``[L, H, T, T]``, ``heads`` the head indices to average (None: all of
-    ``attention``'s heads), ``trace`` the :class:`~attnflows_callback.analysis.Trace` from
-    ``source`` at ``layer`` with threshold ``tau``, ``residual`` the request's residual flag.
+    ``attention``'s heads), ``source`` and ``layer`` the resolved start of the flow, ``tau`` the
+    request's threshold and ``residual`` its residual flag. ``trace`` is the
+    :class:`~attnflows_callback.analysis.Trace` from there, computed only if a method asks for it.
     """
 
     attention: np.ndarray
     heads: list[int] | None
-    trace: analysis.Trace
     source: int
     layer: int
     tau: float
     residual: bool
+
+    @functools.cached_property
+    def trace(self) -> analysis.Trace:
+        return analysis.trace(self.attention, source=self.source, layer=self.layer, tau=self.tau, heads=self.heads)
 
 
 @dataclass(frozen=True)

@@ -387,7 +387,7 @@ export async function start(staticBase) {
     root.append(message("error", "Could not load the plugin's menus.", err.message));
     root.dataset.busy = "0";
     root.dataset.renders = "0";
-    throw err;
+    return null;
   }
   const app = new App(root, registries);
   window.attnflows = {app, settled: () => app.settled()};
