@@ -160,7 +160,7 @@ class AttentionRecorder:
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._thread = threading.Thread(target=self._write_loop, name="attnflows-writer", daemon=True)
         self._thread.start()
-        _open_recorders.add(self)
+        _track(self)
 
     # ------------------------------------------------------------------ API
     @property
@@ -424,24 +424,34 @@ def _status_for(exc_type) -> str:
 
 
 # Interpreter exit: drain every open recorder; the status says how the process ended.
+# The hooks are installed by the first recorder, never at import: the read side (open_run, the
+# TensorBoard plugin) imports this package and must leave sys.excepthook and atexit alone.
 _open_recorders: weakref.WeakSet = weakref.WeakSet()
 _uncaught: list[type] = []
-_previous_excepthook = sys.excepthook
+_previous_excepthook = None
+_hooks_lock = threading.Lock()
 
 
 def _remember_uncaught(exc_type, exc, tb):
     _uncaught.append(exc_type)
-    _previous_excepthook(exc_type, exc, tb)
+    (_previous_excepthook or sys.__excepthook__)(exc_type, exc, tb)
 
 
 def _exit_status() -> str:
     return _status_for(_uncaught[-1] if _uncaught else None)
 
 
-@atexit.register
 def _close_open_recorders() -> None:
     for recorder in list(_open_recorders):
         recorder._close_at_exit()
 
 
-sys.excepthook = _remember_uncaught
+def _track(recorder: AttentionRecorder) -> None:
+    """Remember an open recorder for interpreter exit; the first one installs the exit hooks."""
+    global _previous_excepthook
+    with _hooks_lock:
+        if _previous_excepthook is None:
+            _previous_excepthook = sys.excepthook
+            sys.excepthook = _remember_uncaught
+            atexit.register(_close_open_recorders)
+        _open_recorders.add(recorder)

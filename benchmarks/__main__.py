@@ -28,6 +28,7 @@ SCRIPTS = [
     ("bench_training_overhead.py", "Training overhead: real MiniLM fine-tuning with and without the callback", 600),
     ("bench_baselines.py", "Training with attnflows vs what users would otherwise write (time and disk)", 600),
     ("bench_flow.py", "Flow and rollout speed vs the networkx Edmonds-Karp reference", 480),
+    ("bench_import.py", "Plugin import: what TensorBoard pays at start with attnflows installed", 300),
     ("bench_plugin.py", "Plugin: server-side latency per route at 10, 100 and 1,000 snapshots", 400),
     ("bench_frontend.py", "Frontend: first render and scrub frame time in headless Chromium", 300),
     ("bench_gpu.py", "GPU: overhead and snapshot cost under bf16 autocast, sdpa training, eager probe pass", 600),

@@ -16,12 +16,13 @@ import numpy as np
 
 from attnflows_callback import analysis
 
+from . import registry
 from .errors import BadRequest, MethodNotAllowed, NotFound, safe_text
 from .params import resolve_heads
 from .runs import AttentionCache, OpenRun
 
 STATUSES = ("running", "finished", "failed", "interrupted", "unknown")
-FLOW_METHODS = ("raw", "rollout", "flow", "trace")
+FLOW_METHODS = ("raw", "rollout", "flow", "trace")  # the /flow answers; the tab's menu is registry.FLOW_METHODS
 BINARY = "application/octet-stream"
 HEAD_POSITION_METRICS = {"to_cls": "cls", "to_sep": "sep", "to_self": "self"}  # contract name -> head_metrics key
 SUMMARY_METRICS = {"head_change": "js_from_start", "head_cosine": "cosine_from_start", "head_entropy": "entropy"}
@@ -302,10 +303,17 @@ def _mode(classes: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------- /flow
 def flow_impl(name: str, entry: OpenRun, cache: AttentionCache, *, example: int, step: int, method: str,
               stream: str | None = None, source: int | None = None, layer: int | None = None,
-              tau: float = DEFAULT_TAU, heads: list | None = None, residual: bool = True) -> bytes | dict:
-    """/flow: raw or rolled-out attention (framed float32), max-flow values or a trace (JSON)."""
+              tau: float = DEFAULT_TAU, heads: list | None = None, residual: bool = True,
+              view: str | None = None) -> bytes | dict:
+    """/flow: raw or rolled-out attention (framed float32), max-flow values or a trace (JSON).
+
+    A trace with ``view`` (a name in :data:`.registry.FLOW_METHODS`) holds what the flow view draws
+    for that method: its ``edges`` and its per-input-token ``influence``, computed here.
+    """
     if method not in FLOW_METHODS:
         raise MethodNotAllowed(f"method must be one of {list(FLOW_METHODS)}")
+    if view is not None and (method != "trace" or view not in registry.FLOW_METHODS):
+        raise BadRequest(f"parameter 'view' goes with method 'trace' and must be one of {list(registry.FLOW_METHODS)}")
     stream = check_stream(entry, stream)
     check_example(entry, example)
     check_step(entry, step)
@@ -330,6 +338,12 @@ def flow_impl(name: str, entry: OpenRun, cache: AttentionCache, *, example: int,
     if method == "flow":
         values = analysis.attention_flow(selected, source, residual=residual, heads=head_indices)
         return {**common, "source": source, "residual": residual, "values": numbers(values), "tokens": tokens}
+    if view is not None:
+        graph = registry.Graph(selected, head_indices, source, layer, tau, residual)
+        edges, influence = registry.FLOW_METHODS[view].draw(graph)
+        return {**common, "view": view, "source": source, "layer": layer, "tau": tau, "tokens": tokens,
+                "edges": [[int(l), int(i), int(j), round(float(w), 6)] for l, i, j, w in np.asarray(edges)],
+                "influence": numbers(influence)}
     traced = analysis.trace(selected, source=source, layer=layer, tau=tau, heads=head_indices)
     return {**common, "source": traced.source, "layer": traced.layer, "tau": traced.tau, "tokens": tokens,
             "reached": [traced.tokens_at(level).tolist() for level in range(traced.reached.shape[0])],

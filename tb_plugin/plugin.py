@@ -24,7 +24,7 @@ from tensorboard.backend import http_util
 from tensorboard.context import RequestContext
 from tensorboard.plugins import base_plugin
 
-from . import api, metadata, params
+from . import api, metadata, params, registry
 from .errors import ApiError, MethodNotAllowed, NotFound, safe_text
 from .runs import AttentionCache, RunCache, RunCatalog, files_signature, settled
 
@@ -137,6 +137,7 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
             "/heads": self._serve_heads,
             "/flow": self._serve_flow,
             "/compare": self._serve_compare,
+            "/registries": self._serve_registries,
             metadata.ES_MODULE_PATH: self._serve_index,
             "/static/*": self._serve_static,
         }
@@ -243,10 +244,15 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
                      layer=params.integer(args, "layer", high=4096),
                      tau=params.real(args, "tau", low=0.0, high=1.0, default=api.DEFAULT_TAU),
                      heads=params.heads(args),
-                     residual=params.flag(args, "residual", default=True))
+                     residual=params.flag(args, "residual", default=True),
+                     view=params.text(args, "view"))
         if query["method"] not in api.FLOW_METHODS:
             raise MethodNotAllowed(f"method must be one of {list(api.FLOW_METHODS)}")
         return api.flow_impl(name, self._open(request, name), self.attention, **query)
+
+    @_route
+    def _serve_registries(self, request):
+        return registry.registries_impl()
 
     @_route
     def _serve_compare(self, request):

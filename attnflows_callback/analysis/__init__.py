@@ -3,58 +3,46 @@
 Attention for one example is a ``[L, H, Tq, Tk]`` array (layers, heads, query tokens, key tokens)
 whose rows sum to 1. Every function checks its input and raises ValueError naming the argument.
 See docs/analysis.md for formulas, sources and the flow algorithm.
+
+The names load lazily (PEP 562), each from its submodule on first use: TensorBoard imports the
+plugin, and with it this package, at start, and scipy's special functions alone take a third of
+a second to import.
 """
 
-from .change import (
-    CHANGE_MEASURES,
-    head_change,
-    head_cosine_similarity,
-    head_js_divergence,
-    most_changed_heads,
-    prediction_flips,
-    summary_timeline_change,
-)
-from .flow import attention_flow, attention_flow_bounds
-from .metrics import (
-    METRIC_NAMES,
-    PATTERN_CLASSES,
-    PATTERN_THRESHOLDS,
-    head_entropy,
-    head_metrics,
-    merge_word_pieces,
-    pattern_class,
-    pattern_scores,
-    uniform_entropy,
-    word_units,
-)
-from .rollout import layer_attention, rollout
-from .trace import EDGE_LABELS, ComparisonTrace, Trace, compare_trace, trace
+from __future__ import annotations
 
-__all__ = [
-    "CHANGE_MEASURES",
-    "EDGE_LABELS",
-    "METRIC_NAMES",
-    "PATTERN_CLASSES",
-    "PATTERN_THRESHOLDS",
-    "ComparisonTrace",
-    "Trace",
-    "attention_flow",
-    "attention_flow_bounds",
-    "compare_trace",
-    "head_change",
-    "head_cosine_similarity",
-    "head_entropy",
-    "head_js_divergence",
-    "head_metrics",
-    "layer_attention",
-    "merge_word_pieces",
-    "most_changed_heads",
-    "pattern_class",
-    "pattern_scores",
-    "prediction_flips",
-    "rollout",
-    "summary_timeline_change",
-    "trace",
-    "uniform_entropy",
-    "word_units",
-]
+from .._lazy import lazy_attributes
+
+# rollout and trace are cheap (numpy only) and share their names with their submodules, so
+# they are bound now: a later `from .rollout import ...` must not leave the module in their place.
+from .rollout import layer_attention, rollout, rollout_edges  # noqa: E402
+from .trace import EDGE_LABELS, ComparisonTrace, Trace, compare_trace, trace  # noqa: E402
+
+# public name -> the submodule that defines it (scipy-backed: loaded on first use)
+_LAZY = {
+    "CHANGE_MEASURES": "change",
+    "head_change": "change",
+    "head_cosine_similarity": "change",
+    "head_js_divergence": "change",
+    "most_changed_heads": "change",
+    "prediction_flips": "change",
+    "summary_timeline_change": "change",
+    "attention_flow": "flow",
+    "attention_flow_bounds": "flow",
+    "METRIC_NAMES": "metrics",
+    "PATTERN_CLASSES": "metrics",
+    "PATTERN_THRESHOLDS": "metrics",
+    "head_entropy": "metrics",
+    "head_metrics": "metrics",
+    "merge_word_pieces": "metrics",
+    "pattern_class": "metrics",
+    "pattern_scores": "metrics",
+    "uniform_entropy": "metrics",
+    "word_units": "metrics",
+}
+
+__all__ = sorted([*_LAZY, "layer_attention", "rollout", "rollout_edges", "EDGE_LABELS", "ComparisonTrace", "Trace",
+                  "compare_trace", "trace"])
+
+
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)

@@ -77,3 +77,49 @@ def rollout(attn, *, residual: bool = True, heads: Iterable[int] | None = None) 
     for layer in range(1, len(maps)):
         np.matmul(maps[layer], result[layer - 1], out=result[layer])
     return result
+
+
+def rollout_edges(attn, source: int, layer: int, tau: float, *, heads: Iterable[int] | None = None) -> np.ndarray:
+    """The edges rollout's mass takes from ``source`` at ``layer`` down to the input tokens.
+
+    All of the mass starts on ``source`` after layer ``layer``; each layer ``l`` passes it down
+    through the residual-adjusted map ``Ã_l`` of :func:`layer_attention`. An edge's weight is the
+    mass it carries, ``m_l[i] * Ã_l[i, j]``, so the input tokens receive exactly the source's
+    rollout row ``rollout(attn)[layer, source]``. Edges carrying less than ``tau`` (or nothing) are left out.
+
+    Args:
+        attn: ``[L, H, T, T]`` self-attention of one example; rows sum to 1.
+        source: position the mass starts from, in ``[0, T)``.
+        layer: layer the mass starts after, in ``[0, L)``.
+        tau: smallest weight kept, in ``[0, 1]``.
+        heads: head indices to average per layer, or ``None`` for all heads.
+
+    Returns:
+        float64 ``[E, 4]``: rows ``(layer, from_pos, to_pos, weight)``, deepest layer first.
+
+    Raises:
+        ValueError: bad ``attn`` or ``heads``, or ``source``, ``layer`` or ``tau`` out of range.
+
+    Example:
+        >>> import numpy as np
+        >>> attn = np.full((1, 1, 2, 2), 0.5)
+        >>> rollout_edges(attn, source=0, layer=0, tau=0.0).tolist()
+        [[0.0, 0.0, 0.0, 0.75], [0.0, 0.0, 1.0, 0.25]]
+    """
+    maps = layer_attention(attn, residual=True, heads=heads)
+    layers, length = maps.shape[0], maps.shape[-1]
+    if not 0 <= layer < layers:
+        raise ValueError(f"layer must be in [0, {layers}), got {layer}")
+    if not 0 <= source < length:
+        raise ValueError(f"source must be in [0, {length}), got {source}")
+    if not 0.0 <= tau <= 1.0:
+        raise ValueError(f"tau must be in [0, 1], got {tau}")
+    mass = np.zeros(length)
+    mass[source] = 1.0
+    edges = []
+    for level in range(layer, -1, -1):
+        carried = mass[:, None] * maps[level]  # [from, to]
+        from_pos, to_pos = np.nonzero((carried >= tau) & (carried > 0))
+        edges.append(np.column_stack([np.full(len(from_pos), level), from_pos, to_pos, carried[from_pos, to_pos]]))
+        mass = carried.sum(axis=0)
+    return np.concatenate(edges).astype(np.float64) if edges else np.zeros((0, 4))

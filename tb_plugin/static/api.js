@@ -1,9 +1,11 @@
 // The backend's HTTP API (docs/http_api.md): JSON routes and the binary tensor framing.
 
+import {API_RESPONSES_KEPT} from "./limits.js";
+import {LruCache} from "./lru.js";
+
 // The module lives at .../data/plugin/attnflows/static/api.js; the routes sit one level up.
 const BASE = new URL("../", import.meta.url);
-const CACHE_SIZE = 160;
-const cache = new Map();
+const cache = new LruCache(API_RESPONSES_KEPT);
 
 export class ApiError extends Error {
   constructor(status, message) {
@@ -52,16 +54,10 @@ export function decodeTensor(buffer) {
 /** GET a route; kind is "json" or "tensor". Responses are cached unless fresh is set. */
 export function get(route, params = {}, {kind = "json", fresh = false} = {}) {
   const url = routeUrl(route, params);
-  if (!fresh && cache.has(url)) {
-    const hit = cache.get(url);
-    cache.delete(url);
-    cache.set(url, hit);
-    return hit;
-  }
+  if (!fresh && cache.has(url)) return cache.get(url);
   const pending = request(url, kind);
   cache.set(url, pending);
   pending.catch(() => cache.delete(url));
-  while (cache.size > CACHE_SIZE) cache.delete(cache.keys().next().value);
   return pending;
 }
 

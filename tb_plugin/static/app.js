@@ -2,32 +2,20 @@
 
 import {get, forget} from "./api.js";
 import {clear, el, message} from "./dom.js";
-import {RunComparison} from "./compare.js";
-import {FlowView} from "./flow.js";
-import {HeadDetail} from "./headdetail.js";
-import {HeadGrid} from "./headgrid.js";
-import {TokenInfluence} from "./influence.js";
+import {POLL_MS} from "./limits.js";
 import {Tooltip} from "./panel.js";
 import {Picker} from "./picker.js";
 import {DEFAULTS, Store, headSet, readHash, writeHash} from "./state.js";
-import {Timeline} from "./timeline.js";
-
-const POLL_MS = 15000;
-
-// Which state keys each view depends on ("data" stands for newly loaded run data).
-const DEPENDS = {
-  timeline: ["data", "run", "step"],
-  flow: ["data", "run", "example", "step", "method", "tau", "source", "layer", "heads", "overlay", "other"],
-  heads: ["data", "run", "example", "step", "metric", "heads", "detail"],
-  detail: ["data", "run", "example", "step", "detail"],
-  influence: ["data", "run", "example", "step", "method", "source", "layer", "heads"],
-  compare: ["data", "run", "step", "other"],
-};
+import {arrange} from "./view.js";
+import {VIEWS} from "./views.js";
 
 class App {
-  constructor(root) {
+  /** registries: /registries, the flow methods and head metrics the menus offer. */
+  constructor(root, registries) {
     this.root = root;
-    this.store = new Store(readHash());
+    this.registries = registries;
+    this.colourBy = registries.colour_by.map((name) => this.headMetric(name));
+    this.store = new Store(readHash({method: registries.flow_methods.map((m) => m.name), metric: registries.colour_by}));
     this.runs = [];
     this.probe = null;
     this.summary = null;
@@ -40,22 +28,9 @@ class App {
     this.prefetchGeneration = 0;
     this.prefetchTimer = null;
     this.picker = new Picker(this);
-    this.views = {
-      timeline: new Timeline(this),
-      flow: new FlowView(this),
-      heads: new HeadGrid(this),
-      detail: new HeadDetail(this),
-      influence: new TokenInfluence(this),
-      compare: new RunComparison(this),
-    };
+    this.views = Object.fromEntries(VIEWS.map((View) => [View.id, new View(this)]));
     this.banners = el("div", {class: "af-banners"});
-    this.grid = el("div", {class: "af-grid"}, [
-      el("div", {class: "af-span"}, [this.views.timeline.root]),
-      this.views.flow.root,
-      el("div", {class: "af-stack"}, [this.views.heads.root, this.views.influence.root]),
-      el("div", {class: "af-span"}, [this.views.detail.root]),
-      el("div", {class: "af-span"}, [this.views.compare.root]),
-    ]);
+    this.grid = el("div", {class: "af-grid"}, arrange(Object.values(this.views)));
     this.main = el("main", {class: "af-main"}, [this.banners, this.grid]);
     root.append(this.picker.root, this.main);
     this.store.subscribe((changed) => this.onChange(changed));
@@ -69,6 +44,16 @@ class App {
 
   get state() {
     return this.store.state;
+  }
+
+  /** The registry entry of a flow method (from /registries). */
+  flowMethod(name) {
+    return this.registries.flow_methods.find((m) => m.name === name) || this.registries.flow_methods[0];
+  }
+
+  /** The registry entry of a head metric (from /registries). */
+  headMetric(name) {
+    return this.registries.head_metrics.find((m) => m.name === name);
   }
 
   get run() {
@@ -298,7 +283,7 @@ class App {
     if (!this.probe || !this.summary) return;
     this.prefetchGeneration++;
     const jobs = Object.keys(this.views)
-      .filter((name) => DEPENDS[name].some((k) => changed.has(k)))
+      .filter((name) => this.views[name].constructor.depends.some((k) => changed.has(k)))
       .map((name) => this.updateView(name, changed));
     return this.track(Promise.all(jobs)).then(() => this.schedulePrefetch());
   }
@@ -395,7 +380,16 @@ export async function start(staticBase) {
   await styled;
   const root = el("div", {class: "af-app", "data-busy": "1"});
   document.body.append(root);
-  const app = new App(root);
+  let registries;
+  try {
+    registries = await get("registries");
+  } catch (err) {
+    root.append(message("error", "Could not load the plugin's menus.", err.message));
+    root.dataset.busy = "0";
+    root.dataset.renders = "0";
+    return null;
+  }
+  const app = new App(root, registries);
   window.attnflows = {app, settled: () => app.settled()};
   await app.start();
   return app;

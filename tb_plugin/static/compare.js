@@ -5,16 +5,21 @@ import {css, sequential} from "./colormaps.js";
 import {el, fmt, select} from "./dom.js";
 import {colorbar} from "./legend.js";
 import {drawGrid} from "./headgrid.js";
-import {CanvasView} from "./panel.js";
 import {fitText} from "./painter.js";
+import {CanvasView} from "./view.js";
 
 const TOP = 34;
 const GAP = 56;
 const LEFT = 36;
 
 export class RunComparison extends CanvasView {
+  static id = "compare";
+  static title = "Run comparison";
+  static depends = ["data", "run", "step", "other"];
+  static slot = "wide";
+
   constructor(app) {
-    super(app, {id: "compare", title: "Run comparison", fileStem: () => app.stem("compare")});
+    super(app, {fileStem: () => app.stem("compare")});
     this.picker = el("select", {"aria-label": "Run B", "data-control": "other"});
     this.picker.addEventListener("change", () => app.store.set({other: this.picker.value}));
     this.panel.controls.append(el("label", {class: "af-ctl"}, ["run B ", this.picker]));

@@ -5,52 +5,28 @@ import {get} from "./api.js";
 import {OVERLAY, css, sequential} from "./colormaps.js";
 import {el, fmt, select} from "./dom.js";
 import {colorbar, swatches} from "./legend.js";
-import {CanvasView} from "./panel.js";
+import {MAX_EDGES_DRAWN as MAX_EDGES} from "./limits.js";
 import {fitText} from "./painter.js";
-import {headSet} from "./state.js";
+import {OVERLAYS, headSet} from "./state.js";
+import {CanvasView} from "./view.js";
 
-const MAX_EDGES = 6000;
 const LEFT = 64;
 const RIGHT = 16;
 const TOP = 22;
 const EDGE = "#0072B2";
 const SOURCE = "#f57c00";
 
-/**
- * Rollout along the graph: starting with all of the mass on the source at layer `top`, each
- * layer passes it down through (A + I) / 2 with rows renormalised (the residual-adjusted
- * attention that rollout multiplies). An edge's weight is the mass it carries, so the input
- * row receives exactly the source's rollout row; edges carrying less than tau are left out.
- */
-export function rolloutEdges(raw, T, source, top, tau) {
-  let mass = new Float64Array(T);
-  mass[source] = 1;
-  const edges = [];
-  for (let l = top; l >= 0; l--) {
-    const next = new Float64Array(T);
-    for (let i = 0; i < T; i++) {
-      if (mass[i] <= 0) continue;
-      const row = raw.subarray((l * T + i) * T, (l * T + i + 1) * T);
-      let total = 0;
-      for (let j = 0; j < T; j++) total += 0.5 * row[j] + (i === j ? 0.5 : 0);
-      for (let j = 0; j < T; j++) {
-        const w = (mass[i] * (0.5 * row[j] + (i === j ? 0.5 : 0))) / (total || 1);
-        next[j] += w;
-        if (w >= tau && w > 0) edges.push({l, i, j, w, cls: null});
-      }
-    }
-    mass = next;
-  }
-  return edges;
-}
-
-export const METHODS = [["raw", "raw attention"], ["rollout", "rollout"], ["flow", "max-flow"]];
-
 export class FlowView extends CanvasView {
+  static id = "flow";
+  static title = "Attention flow";
+  static depends = ["data", "run", "example", "step", "method", "tau", "source", "layer", "heads", "overlay", "other"];
+  static slot = "main";
+
   constructor(app) {
-    super(app, {id: "flow", title: "Attention flow", fileStem: () => app.stem("flow")});
+    super(app, {fileStem: () => app.stem("flow")});
     const s = app.state;
-    this.method = select(METHODS, s.method, (method) => app.store.set({method}), {"aria-label": "Method", "data-control": "method"});
+    this.method = select(app.registries.flow_methods.map((m) => [m.name, m.label]), s.method,
+      (method) => app.store.set({method}), {"aria-label": "Method", "data-control": "method"});
     this.tau = el("input", {type: "range", min: 0, max: 1, step: 0.005, value: s.tau, "aria-label": "tau",
       "data-control": "tau", class: "af-tau"});
     this.tauLabel = el("span", {class: "af-tau-label"});
@@ -58,8 +34,8 @@ export class FlowView extends CanvasView {
       this.tauLabel.textContent = `τ ${Number(this.tau.value).toFixed(3)}`;
     });
     this.tau.addEventListener("change", () => app.store.set({tau: Number(this.tau.value)}));
-    this.overlay = select([["none", "no overlay"], ["pretrained", "pre-trained vs current"], ["run", "run A vs run B"]],
-      s.overlay, (overlay) => app.store.set({overlay}), {"aria-label": "Comparison overlay", "data-control": "overlay"});
+    this.overlay = select(OVERLAYS, s.overlay, (overlay) => app.store.set({overlay}),
+      {"aria-label": "Comparison overlay", "data-control": "overlay"});
     this.reset = el("button", {class: "af-btn", text: "Trace from [CLS]", title: "Trace from the classification token",
       onclick: () => app.store.set({source: -1, layer: -1})});
     this.panel.controls.append(
@@ -87,26 +63,11 @@ export class FlowView extends CanvasView {
     const params = (extra) => this.params(extra, step);
     const source = s.source >= 0 ? s.source : null;
     const layer = s.layer >= 0 ? s.layer : null;
-    const trace = await get("flow", params({method: "trace", source, layer, tau: s.tau}));
-    let influence = trace.influence;
-    let influenceLabel = "traced attention reaching each input token";
+    // The server draws the method: its edges, its value per input token, and the resolved source and layer.
+    const trace = await get("flow", params({method: "trace", view: s.method, source, layer, tau: s.tau}));
+    const influence = trace.influence;
+    const influenceLabel = app.flowMethod(s.method).influence_label.replace("{layer}", String(trace.layer));
     let edges = trace.edges.map(([l, i, j, w]) => ({l, i, j, w, cls: null}));
-    if (s.method === "rollout") {
-      const [raw, rollout] = await Promise.all([
-        get("flow", params({method: "raw"}), {kind: "tensor"}),
-        get("flow", params({method: "rollout", residual: 1}), {kind: "tensor"}),
-      ]);
-      const [L, T] = rollout.shape;
-      const top = layer ?? L - 1;
-      const src = trace.source ?? source ?? 0;
-      influence = Array.from(rollout.values.subarray((top * T + src) * T, (top * T + src + 1) * T));
-      influenceLabel = `rollout from the source at layer ${top}`;
-      edges = rolloutEdges(raw.values, T, src, top, s.tau);
-    } else if (s.method === "flow") {
-      const flow = await get("flow", params({method: "flow", source}));
-      influence = flow.values;
-      influenceLabel = "max-flow from the source";
-    }
     let overlay = null;
     if (s.overlay === "pretrained" || (s.overlay === "run" && app.otherRun)) {
       const other = s.overlay === "run" ? app.otherRun : app.run;
@@ -237,12 +198,9 @@ export class FlowView extends CanvasView {
     return g;
   }
 
-  hit(e) {
+  hitTest(x, y) {
     const g = this.geom;
     if (!g || !this.data) return null;
-    const rect = this.panel.canvas.getBoundingClientRect();
-    const x = e.clientX - rect.left;
-    const y = e.clientY - rect.top;
     const i = Math.floor((x - LEFT) / g.spacing);
     const l = Math.round((g.inputY - y) / g.rowH) - 1;
     if (i < 0 || i >= g.T || l < -1 || l >= g.L) return null;
@@ -250,14 +208,11 @@ export class FlowView extends CanvasView {
     return {i, l};
   }
 
-  onClick(e) {
-    const hit = this.hit(e);
-    if (hit && hit.l >= 0) this.app.store.set({source: hit.i, layer: hit.l});
+  onPick(hit) {
+    if (hit.l >= 0) this.app.store.set({source: hit.i, layer: hit.l});
   }
 
-  onHover(e) {
-    const hit = this.hit(e);
-    if (!hit) return this.app.tooltip.hide();
+  describe(hit) {
     const {tokens, influence, edges} = this.data;
     const lines = [`${hit.l < 0 ? "input" : `layer ${hit.l}`} · position ${hit.i}: ${tokens[hit.i]}`];
     if (hit.l < 0 && influence) lines.push(`${this.data.influenceLabel}: ${fmt.num(influence[hit.i])}`);
@@ -267,6 +222,6 @@ export class FlowView extends CanvasView {
       lines.push(`→ ${tokens[ed.j]} ${fmt.num(ed.w)}${detail}`);
     }
     if (hit.l >= 0) lines.push("click to trace from this token");
-    this.app.tooltip.show(e.clientX, e.clientY, lines);
+    return lines;
   }
 }

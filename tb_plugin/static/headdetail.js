@@ -4,15 +4,20 @@ import {get} from "./api.js";
 import {diverging, sequential} from "./colormaps.js";
 import {fmt} from "./dom.js";
 import {colorbar} from "./legend.js";
-import {CanvasView} from "./panel.js";
 import {fitText} from "./painter.js";
+import {CanvasView} from "./view.js";
 
 const GAP = 26;
 const TOP = 40;
 
 export class HeadDetail extends CanvasView {
+  static id = "detail";
+  static title = "Head detail";
+  static depends = ["data", "run", "example", "step", "detail"];
+  static slot = "wide";
+
   constructor(app) {
-    super(app, {id: "detail", title: "Head detail", fileStem: () => app.stem(`head-${app.detailHead.replace(":", "-")}`)});
+    super(app, {fileStem: () => app.stem(`head-${app.detailHead.replace(":", "-")}`)});
   }
 
   geometry(width) {
@@ -106,23 +111,23 @@ export class HeadDetail extends CanvasView {
     this.panel.paint();
   }
 
-  onHover(e) {
+  hitTest(x, y) {
     const g = this.geom;
-    if (!g || !this.data) return;
-    const rect = this.panel.canvas.getBoundingClientRect();
-    const x = e.clientX - rect.left;
-    const y = e.clientY - rect.top - g.top - 4;
+    if (!g || !this.data) return null;
     const k = g.x0.findIndex((x0) => x >= x0 && x < x0 + g.side);
-    const i = Math.floor(y / g.cell);
-    if (k < 0 || i < 0 || i >= g.T) return this.app.tooltip.hide();
-    const j = Math.floor((x - g.x0[k]) / g.cell);
+    const i = Math.floor((y - g.top - 4) / g.cell);
+    if (k < 0 || i < 0 || i >= g.T) return null;
+    return {i, j: Math.floor((x - g.x0[k]) / g.cell)};
+  }
+
+  describe({i, j}) {
     const {pre, cur, tokens, queryTokens, step, preStep} = this.data;
-    const at = i * g.T + j;
-    this.app.tooltip.show(e.clientX, e.clientY, [
+    const at = i * tokens.length + j;
+    return [
       `${queryTokens[i]} (${i}) → ${tokens[j]} (${j})`,
       `pre-trained (step ${preStep}): ${pre[at].toFixed(4)}`,
       `step ${step}: ${cur[at].toFixed(4)}`,
       `difference: ${(cur[at] - pre[at] >= 0 ? "+" : "") + (cur[at] - pre[at]).toFixed(4)}`,
-    ]);
+    ];
   }
 }

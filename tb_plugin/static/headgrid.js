@@ -4,16 +4,9 @@ import {get} from "./api.js";
 import {CATEGORICAL, MISSING, css, sequential} from "./colormaps.js";
 import {el, fmt, select} from "./dom.js";
 import {colorbar, swatches} from "./legend.js";
-import {CanvasView} from "./panel.js";
 import {headSet} from "./state.js";
+import {CanvasView} from "./view.js";
 
-export const METRICS = [
-  ["change", "change from pre-trained"],
-  ["entropy", "entropy"],
-  ["pattern", "pattern class"],
-  ["importance", "importance"],
-];
-const METRIC_LABEL = Object.fromEntries(METRICS);
 const LEFT = 58;
 const TOP = 18;
 
@@ -49,9 +42,14 @@ export function drawGrid(p, x, y, cell, values, color, {selected = new Set(), de
 }
 
 export class HeadGrid extends CanvasView {
+  static id = "heads";
+  static title = "Heads";
+  static depends = ["data", "run", "example", "step", "metric", "heads", "detail"];
+  static slot = "side";
+
   constructor(app) {
-    super(app, {id: "heads", title: "Heads", fileStem: () => app.stem(`heads-${app.state.metric}`)});
-    this.metric = select(METRICS, app.state.metric, (metric) => app.store.set({metric}),
+    super(app, {fileStem: () => app.stem(`heads-${app.state.metric}`)});
+    this.metric = select(app.colourBy.map((m) => [m.name, m.label]), app.state.metric, (metric) => app.store.set({metric}),
       {"aria-label": "Head metric", "data-control": "metric"});
     this.clearButton = el("button", {class: "af-btn", text: "All heads", title: "Clear the head selection (Esc)",
       onclick: () => app.store.set({heads: ""})});
@@ -73,10 +71,10 @@ export class HeadGrid extends CanvasView {
   }
 
   colorFor(values) {
-    const metric = this.app.state.metric;
-    if (metric === "pattern") return {color: (v) => CATEGORICAL[v % CATEGORICAL.length], range: null};
+    const metric = this.app.headMetric(this.app.state.metric);
+    if (metric.categorical) return {color: (v) => CATEGORICAL[v % CATEGORICAL.length], range: null};
     const flat = values.flat().filter(Number.isFinite);
-    const lo = metric === "entropy" ? 0 : Math.min(0, ...flat);
+    const lo = metric.from_zero ? 0 : Math.min(0, ...flat);
     const hi = Math.max(lo + 1e-3, ...flat); // a flat grid keeps a readable scale
     return {color: (v) => css(sequential((v - lo) / (hi - lo))), range: [lo, hi]};
   }
@@ -91,7 +89,7 @@ export class HeadGrid extends CanvasView {
     if (range) {
       const label = app.state.metric === "entropy"
         ? `entropy (nats); uniform attention ≈ ${fmt.num(this.data.entropy_baseline)}`
-        : METRIC_LABEL[app.state.metric];
+        : app.headMetric(app.state.metric).label;
       colorbar(p, LEFT, ly + 10, Math.min(240, width - LEFT - 20), {min: range[0], max: range[1], label});
     } else {
       const classes = this.data.pattern_classes || [];
@@ -117,31 +115,30 @@ export class HeadGrid extends CanvasView {
     this.metric.value = app.state.metric;
     this.clearButton.disabled = !app.state.heads;
     if (!app.run || !app.probe) return;
+    const classifier = Boolean(app.probe.predictions);
+    for (const option of this.metric.options) {
+      option.disabled = !classifier && app.headMetric(option.value).needs_classification_head;
+    }
     if (!(await this.load(() => this.fetch(app.step), "Head metrics are unavailable."))) return;
     const values = this.values();
     if (!values) {
-      this.panel.showMessage("info", `No ${METRIC_LABEL[app.state.metric]} for this run.`,
-        app.state.metric === "importance"
-          ? "Head importance needs a classification head and labels; choose another metric."
-          : "This snapshot does not hold that metric.");
+      const metric = app.headMetric(app.state.metric);
+      this.panel.showMessage("info", `No ${metric.label} for this run.`, metric.missing);
       return;
     }
     this.panel.paint();
   }
 
-  hit(e) {
+  hitTest(x, y) {
     const g = this.geom;
     if (!g) return null;
-    const rect = this.panel.canvas.getBoundingClientRect();
-    const h = Math.floor((e.clientX - rect.left - g.x) / g.cell);
-    const row = Math.floor((e.clientY - rect.top - g.y) / g.cell);
+    const h = Math.floor((x - g.x) / g.cell);
+    const row = Math.floor((y - g.y) / g.cell);
     if (h < 0 || h >= g.H || row < 0 || row >= g.L) return null;
     return {l: g.L - 1 - row, h};
   }
 
-  onClick(e) {
-    const hit = this.hit(e);
-    if (!hit) return;
+  onPick(hit, e) {
     const key = `${hit.l}:${hit.h}`;
     const heads = headSet(this.app.state);
     if (e.shiftKey || e.ctrlKey || e.metaKey) {
@@ -156,17 +153,17 @@ export class HeadGrid extends CanvasView {
     this.app.store.set({heads: [...heads].join(","), detail: key});
   }
 
-  onHover(e) {
-    const hit = this.hit(e);
-    if (!hit || !this.data) return this.app.tooltip.hide();
+  describe(hit) {
+    if (!this.data) return null;
     const m = this.data.metrics;
-    const at = (name) => m[name]?.[hit.l]?.[hit.h];
     const lines = [`layer ${hit.l}, head ${hit.h}`];
-    lines.push(`change from pre-trained: ${fmt.num(at("change"))}`);
-    lines.push(`entropy: ${fmt.num(at("entropy"))} nats`);
-    if (at("pattern") !== undefined) lines.push(`pattern: ${this.data.pattern_classes?.[at("pattern")] ?? at("pattern")}`);
-    if (m.importance) lines.push(`importance: ${fmt.num(at("importance"))}`);
+    for (const metric of this.app.colourBy) {
+      if (!m[metric.name]) continue;
+      const v = m[metric.name][hit.l]?.[hit.h];
+      const text = metric.categorical ? this.data.pattern_classes?.[v] ?? v : fmt.num(v);
+      lines.push(`${metric.label}: ${text}${metric.unit ? ` ${metric.unit}` : ""}`);
+    }
     lines.push("click: select · shift-click: add to selection");
-    this.app.tooltip.show(e.clientX, e.clientY, lines);
+    return lines;
   }
 }

@@ -4,29 +4,37 @@ import {get} from "./api.js";
 import {OVERLAY} from "./colormaps.js";
 import {fmt} from "./dom.js";
 import {swatches} from "./legend.js";
-import {CanvasView} from "./panel.js";
 import {fitText} from "./painter.js";
+import {CanvasView} from "./view.js";
 
 const LEFT = 52;
 const TOP = 16;
 const PLOT = 150;
 
 export class TokenInfluence extends CanvasView {
+  static id = "influence";
+  static title = "Token influence";
+  static depends = ["data", "run", "example", "step", "method", "source", "layer", "heads"];
+  static slot = "side";
+
   constructor(app) {
-    super(app, {id: "influence", title: "Token influence", fileStem: () => app.stem("influence")});
+    super(app, {fileStem: () => app.stem("influence")});
   }
 
+  /** The method whose per-token values are shown: the selected one, or the one it names (raw: rollout). */
+  get shown() {
+    const {app} = this;
+    return app.flowMethod(app.flowMethod(app.state.method).token_influence);
+  }
+
+  /** Per input token, the shown method's value from the source (resolved by the server) at `step`. */
   async values(step) {
     const {app} = this;
     const s = app.state;
-    const source = s.source >= 0 ? s.source : null;
-    const base = {run: s.run, example: app.example, step, stream: app.stream, heads: app.flowHeads};
-    if (s.method === "flow") return (await get("flow", {...base, method: "flow", source})).values;
-    const rollout = await get("flow", {...base, method: "rollout", residual: 1}, {kind: "tensor"});
-    const [L, T] = rollout.shape;
-    const layer = s.layer >= 0 ? s.layer : L - 1;
-    const src = source ?? (app.run.classification_position === "last" ? T - 1 : 0);
-    return Array.from(rollout.values.subarray((layer * T + src) * T, (layer * T + src + 1) * T));
+    const body = await get("flow", {run: s.run, example: app.example, step, stream: app.stream, heads: app.flowHeads,
+      method: "trace", view: this.shown.name, source: s.source >= 0 ? s.source : null,
+      layer: s.layer >= 0 ? s.layer : null, tau: s.tau});
+    return body.influence;
   }
 
   prefetch(step) {
@@ -36,16 +44,18 @@ export class TokenInfluence extends CanvasView {
   async update() {
     const {app} = this;
     if (!app.run || !app.probe) return;
+    const chosen = app.flowMethod(app.state.method);
+    const shown = this.shown;
     const request = async () => {
       const [pre, cur] = await Promise.all([this.values(app.preStep), this.values(app.step)]);
-      return {pre, cur, tokens: app.tokens, step: app.step, preStep: app.preStep,
-        what: app.state.method === "flow" ? "max-flow" : "rollout"};
+      return {pre, cur, tokens: app.tokens, step: app.step, preStep: app.preStep, what: shown.label};
     };
     if (!(await this.load(request, "Token influence is unavailable."))) return;
     const s = app.state;
     const src = s.source >= 0 ? `token ${s.source} at layer ${s.layer >= 0 ? s.layer : app.layers - 1}` : "the classification token";
-    this.panel.setNote(`${this.data.what === "max-flow" ? "Max-flow" : "Rollout"} from ${src} to each input token` +
-      (s.method === "raw" ? " (raw attention has no per-token total; rollout shown)." : "."));
+    const what = this.data.what;
+    this.panel.setNote(`${what[0].toUpperCase()}${what.slice(1)} from ${src} to each input token` +
+      (shown !== chosen ? ` (${chosen.label} has no per-token total; ${shown.label} shown).` : "."));
     this.panel.paint();
   }
 
@@ -86,17 +96,19 @@ export class TokenInfluence extends CanvasView {
     this.geom = g;
   }
 
-  onHover(e) {
+  hitTest(x) {
     const g = this.geom;
-    if (!g) return;
-    const rect = this.panel.canvas.getBoundingClientRect();
-    const i = Math.floor((e.clientX - rect.left - LEFT) / g.group);
-    if (i < 0 || i >= g.T) return this.app.tooltip.hide();
+    if (!g) return null;
+    const i = Math.floor((x - LEFT) / g.group);
+    return i >= 0 && i < g.T ? {i} : null;
+  }
+
+  describe({i}) {
     const {pre, cur, tokens, step, preStep, what} = this.data;
-    this.app.tooltip.show(e.clientX, e.clientY, [
+    return [
       `${tokens[i]} (position ${i})`,
       `${what}, pre-trained (step ${preStep}): ${fmt.num(pre[i], 4)}`,
       `${what}, step ${step}: ${fmt.num(cur[i], 4)}`,
-    ]);
+    ];
   }
 }

@@ -1,6 +1,5 @@
 // A card that holds one view: title, controls, a canvas drawn through a painter, PNG/SVG export.
 
-import {ApiError} from "./api.js";
 import {clear, download, el, message} from "./dom.js";
 import {CanvasPainter, SvgPainter} from "./painter.js";
 
@@ -61,47 +60,6 @@ export class Panel {
 
   exportSvg() {
     if (this.ready) exportSvg(this.view, parseFloat(this.canvas.style.width), this.fileStem());
-  }
-}
-
-/**
- * A view drawn in a Panel: the canvas's clicks, hovers and mouse-leave reach the subclass's
- * onClick(e) and onHover(e), where it has them. panel: Panel's options other than `view`.
- */
-export class CanvasView {
-  constructor(app, panel) {
-    this.app = app;
-    this.panel = new Panel({...panel, view: this});
-    if (this.onClick) this.panel.canvas.addEventListener("click", (e) => this.onClick(e));
-    if (this.onHover) {
-      this.panel.canvas.addEventListener("mousemove", (e) => this.onHover(e));
-      this.panel.canvas.addEventListener("mouseleave", () => app.tooltip.hide());
-    }
-    this.data = null;
-    this.generation = 0;
-  }
-
-  get root() {
-    return this.panel.root;
-  }
-
-  /**
-   * Set this.data to what fetch() resolves to, unless a later load started meanwhile.
-   * Resolves true when this.data is fresh; on failure the panel shows `failure` and the error.
-   */
-  async load(fetch, failure) {
-    const gen = ++this.generation;
-    try {
-      const data = await fetch();
-      if (gen !== this.generation) return false;
-      this.data = data;
-      return true;
-    } catch (err) {
-      if (gen === this.generation) {
-        this.panel.showMessage(err instanceof ApiError && err.status < 500 ? "warn" : "error", failure, err.message);
-      }
-      return false;
-    }
   }
 }
 

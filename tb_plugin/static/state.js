@@ -9,16 +9,19 @@ export const DEFAULTS = Object.freeze({
   other: "", // second run, for run comparison and the run overlay
   example: 0,
   step: -1, // -1: the latest step
-  method: "raw", // raw | rollout | flow
+  method: "raw", // a flow method served at /registries
   tau: 0.1,
   source: -1, // -1: the classification token
   layer: -1, // layer the trace starts from; -1: the deepest
   heads: "", // "l:h,l:h": selected heads; empty: all heads
   detail: "", // "l:h": head shown in the head detail
-  metric: "change", // change | entropy | pattern | importance
-  overlay: "none", // none | pretrained | run
+  metric: "change", // a colour-by option served at /registries
+  overlay: "none", // one of OVERLAYS
   q: "", // search over probe texts
 });
+
+// The flow view's comparison overlays: a view option, not an analysis, so it is listed here.
+export const OVERLAYS = [["none", "no overlay"], ["pretrained", "pre-trained vs current"], ["run", "run A vs run B"]];
 
 const NUMBERS = new Set(["example", "step", "tau", "source", "layer"]);
 const KEY = "af";
@@ -44,7 +47,11 @@ function hashParams(win) {
   return params;
 }
 
-export function decode(text) {
+/**
+ * The state in `text`, with defaults for what is missing; a value that is not among `choices`
+ * ({method: [names], metric: [names]}, from /registries) or not an overlay falls back to its default.
+ */
+export function decode(text, choices = {}) {
   const state = {...DEFAULTS};
   const params = new URLSearchParams(text || "");
   for (const key of Object.keys(DEFAULTS)) {
@@ -58,9 +65,10 @@ export function decode(text) {
     }
   }
   state.tau = Math.min(1, Math.max(0, state.tau));
-  if (!["raw", "rollout", "flow"].includes(state.method)) state.method = DEFAULTS.method;
-  if (!["none", "pretrained", "run"].includes(state.overlay)) state.overlay = DEFAULTS.overlay;
-  if (!["change", "entropy", "pattern", "importance"].includes(state.metric)) state.metric = DEFAULTS.metric;
+  const allowed = {...choices, overlay: OVERLAYS.map(([name]) => name)};
+  for (const [key, names] of Object.entries(allowed)) {
+    if (!names.includes(state[key])) state[key] = DEFAULTS[key];
+  }
   return state;
 }
 
@@ -72,8 +80,8 @@ export function encode(state) {
   return params.toString();
 }
 
-export function readHash() {
-  return decode(hashParams(hostWindow()).get(KEY) || "");
+export function readHash(choices) {
+  return decode(hashParams(hostWindow()).get(KEY) || "", choices);
 }
 
 export function writeHash(state) {

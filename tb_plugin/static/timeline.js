@@ -1,8 +1,8 @@
 // View 2: the step scrubber with play/pause, and sparklines of change from pre-trained and accuracy.
 
 import {el, fmt} from "./dom.js";
-import {CanvasView} from "./panel.js";
 import {swatches} from "./legend.js";
+import {CanvasView} from "./view.js";
 
 const ROW = 24;
 const LEFT = 96;
@@ -11,8 +11,13 @@ const LINE = "#455a64";
 const MARK = "#f57c00"; // TensorBoard's accent, for "current step"
 
 export class Timeline extends CanvasView {
+  static id = "timeline";
+  static title = "Timeline";
+  static depends = ["data", "run", "step"];
+  static slot = "wide";
+
   constructor(app) {
-    super(app, {id: "timeline", title: "Timeline", fileStem: () => app.stem("timeline")});
+    super(app, {fileStem: () => app.stem("timeline")});
     this.playButton = el("button", {class: "af-btn af-play", text: "▶ Play", title: "Play / pause (space)",
       "aria-label": "Play", onclick: () => this.toggle()});
     this.slider = el("input", {type: "range", class: "af-scrubber", min: 0, max: 0, step: 1, value: 0,
@@ -107,33 +112,27 @@ export class Timeline extends CanvasView {
     return layout;
   }
 
-  stepAt(e) {
-    const rect = this.panel.canvas.getBoundingClientRect();
-    const x = e.clientX - rect.left;
-    const width = rect.width;
-    let best = -1;
+  /** The nearest snapshot to x, and the sparkline row at y. */
+  hitTest(x, y, width) {
+    let k = -1;
     let bestDist = Infinity;
-    this.app.steps.forEach((_s, k) => {
-      const d = Math.abs(this.xOf(k, width) - x);
-      if (d < bestDist) [best, bestDist] = [k, d];
+    this.app.steps.forEach((_s, i) => {
+      const d = Math.abs(this.xOf(i, width) - x);
+      if (d < bestDist) [k, bestDist] = [i, d];
     });
-    return {k: best, y: e.clientY - rect.top, x};
+    if (k < 0) return null;
+    return {k, row: this.panel.layout?.rows.find((r) => y >= r.y && y < r.y + ROW)?.row ?? null};
   }
 
-  onClick(e) {
-    const {k} = this.stepAt(e);
-    if (k >= 0) this.app.store.set({step: this.app.steps[k]});
+  onPick({k}) {
+    this.app.store.set({step: this.app.steps[k]});
   }
 
-  onHover(e) {
-    const {k, y} = this.stepAt(e);
-    const layout = this.panel.layout;
-    if (k < 0 || !layout) return;
-    const hit = layout.rows.find((r) => y >= r.y && y < r.y + ROW);
+  describe({k, row}) {
     const lines = [`step ${this.app.steps[k]}${this.app.summary?.kinds?.[k] === "final" ? " (final)" : ""}`];
-    if (hit) lines.push(`${hit.row.label}: ${hit.row.format(hit.row.values[k])}`);
+    if (row) lines.push(`${row.label}: ${row.format(row.values[k])}`);
     lines.push("click to jump here");
-    this.app.tooltip.show(e.clientX, e.clientY, lines);
+    return lines;
   }
 
   toggle(force) {

@@ -103,14 +103,18 @@ def logdir(tmp_path_factory) -> Path:
 
 
 class TensorBoard:
-    def __init__(self, logdir: Path, expect_runs: int):
+    def __init__(self, logdir: Path, expect_runs: int, pythonpath: Path | None = None):
+        """``pythonpath``: a folder put first on the server's PYTHONPATH (a modified copy of the plugin)."""
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(logdir.parent / f"tensorboard-{self.port}.log", "w")
         exe = Path(sys.executable).with_name("tensorboard")
         cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "tensorboard.main"]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if pythonpath is not None:
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(pythonpath), env.get("PYTHONPATH")) if p)
         self.proc = subprocess.Popen(cmd + ["--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(self.port)],
-                                     stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + 90
         while True:
             try:

@@ -158,9 +158,13 @@ def test_snapshot_survives_sigkill_mid_write_with_a_reader_alongside(tmp_path):
     for attempt in range(6):
         proc = subprocess.Popen([sys.executable, str(script), str(run_dir), str(attempt)], stdout=subprocess.PIPE)
         assert proc.stdout.readline().strip() == b"ready"
-        deadline = time.monotonic() + rng.uniform(0.2, 0.8)
+        # A reader reads everything while the writer writes, until it has seen a few new snapshots
+        # (a random number, so the kill lands at different points of a write): polled, not timed.
+        wanted = seen_steps + rng.randint(1, 4)
+        deadline = time.monotonic() + 120  # only a hung writer gets here
         reader = None
-        while time.monotonic() < deadline:  # a reader reading everything while the writer writes
+        while reader is None or len(reader.steps) < wanted:
+            assert time.monotonic() < deadline, "the writer wrote too few snapshots in 120 s"
             try:
                 reader = reader or open_run(run_dir)
             except (NotARunError, OSError):

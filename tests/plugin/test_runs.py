@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 
 import numpy as np
 import pytest
 
-from attnflows_tb import api, params
+from attnflows_tb import api, params, runs
 from attnflows_tb.errors import BadRequest, NotFound, safe_text
 from attnflows_tb.runs import AttentionCache, RunCache, RunCatalog, run_directory
 
@@ -67,20 +68,52 @@ def test_decoded_attention_cache_is_bounded_in_bytes(logdir):
     assert not cache.get(entry, 5, 0, "self").flags.writeable
 
 
-def test_requests_arriving_together_decode_an_example_once(logdir):
-    import threading
-    import time
+class _WaitCountingEvent(threading.Event):
+    """An Event that counts the threads blocked in wait(), so a test can wait for them instead of sleeping."""
 
+    def __init__(self):
+        super().__init__()
+        self._waiting = threading.Condition()
+        self.waiters = 0
+
+    def wait(self, timeout=None):
+        with self._waiting:
+            self.waiters += 1
+            self._waiting.notify_all()
+        return super().wait(timeout)
+
+    def until_waiters(self, n: int, timeout: float = 30) -> bool:
+        with self._waiting:
+            return self._waiting.wait_for(lambda: self.waiters >= n, timeout)
+
+
+@pytest.fixture
+def watched_decodes(monkeypatch):
+    """Each decode's `done` event counts its waiters; yields the list of decodes started."""
+    started: list = []
+
+    class WatchedDecoding(runs._Decoding):
+        def __init__(self):
+            super().__init__()
+            self.done = _WaitCountingEvent()
+            started.append(self)
+
+    monkeypatch.setattr(runs, "_Decoding", WatchedDecoding)
+    return started
+
+
+def test_requests_arriving_together_decode_an_example_once(logdir, watched_decodes):
     entry = RunCache().get(logdir / "sweep" / "lr_1")
     decodes = []
     read = entry.run.attention
+    release = threading.Event()
 
-    def counted_read(*args):
+    def held_read(*args):
         decodes.append(args)
-        time.sleep(0.2)  # a slow decode, so the other requests arrive while it runs
+        assert release.wait(30)  # held until the other three requests wait for this decode
         return read(*args)
 
-    entry.run.attention = counted_read
+    entry.run.attention = held_read
     cache = AttentionCache()
     results = [None] * 4
 
@@ -90,6 +123,10 @@ def test_requests_arriving_together_decode_an_example_once(logdir):
     threads = [threading.Thread(target=request, args=(k,)) for k in range(4)]
     for thread in threads:
         thread.start()
+    try:
+        assert watched_decodes and watched_decodes[0].done.until_waiters(3), "the other requests never waited"
+    finally:
+        release.set()
     for thread in threads:
         thread.join()
     assert decodes == [(1, 0, "self")]
@@ -97,14 +134,12 @@ def test_requests_arriving_together_decode_an_example_once(logdir):
     np.testing.assert_array_equal(results[0], read(1, 0, "self"))
 
 
-def test_a_decode_that_fails_fails_each_waiting_request_and_blocks_none(logdir):
-    import threading
-    import time
-
+def test_a_decode_that_fails_fails_each_waiting_request_and_blocks_none(logdir, watched_decodes):
     entry = RunCache().get(logdir / "sweep" / "lr_1")
+    release = threading.Event()
 
     def broken_read(*args):
-        time.sleep(0.1)
+        release.wait(30)  # the first decode fails only once the other requests wait for it
         raise OSError("truncated shard")
 
     entry.run.attention = broken_read
@@ -120,6 +155,10 @@ def test_a_decode_that_fails_fails_each_waiting_request_and_blocks_none(logdir):
     threads = [threading.Thread(target=request) for _ in range(3)]
     for thread in threads:
         thread.start()
+    try:
+        assert watched_decodes and watched_decodes[0].done.until_waiters(2), "the other requests never waited"
+    finally:
+        release.set()
     for thread in threads:
         thread.join(timeout=10)
     assert not any(thread.is_alive() for thread in threads)
@@ -184,7 +223,7 @@ def test_safe_text_strips_paths_and_hdf5_details():
     assert "/home" not in text and "y.h5" in text
 
 
-@pytest.mark.parametrize("module", ["api", "errors", "params", "runs"])
+@pytest.mark.parametrize("module", ["api", "errors", "params", "registry", "runs"])
 def test_docstring_examples(module):
     import doctest
     import importlib
