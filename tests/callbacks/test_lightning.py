@@ -11,7 +11,7 @@ import torch
 
 from attnflows_callback import open_run
 from attnflows_callback.lightning import AttentionFlowsCallback
-from tests.callbacks._models import LitClassifier, PLClassifier, loader, snapshot_events
+from tests.callbacks._models import LitClassifier, PLClassifier, loader, snapshot_events, tensorboard_runs
 from tests.helpers import nudge, probe_set, tokenizer
 
 PACKAGES = {"lightning.pytorch": (L, LitClassifier), "pytorch_lightning": (PL, PLClassifier)}
@@ -240,17 +240,3 @@ def test_resume_without_a_logger_continues_the_original_version(tmp_path):
     run(ckpt_path=tmp_path / "ckpt" / "epoch=0-step=2.ckpt")
     assert snapshot_events(tmp_path / "lightning_logs" / "version_0") == [(0, "step"), (2, "step"), (4, "step")]
     assert not (tmp_path / "lightning_logs" / "version_1").exists()
-
-
-def tensorboard_runs(logdir) -> list[str]:
-    """The runs TensorBoard lists for ``logdir``, through its own data provider (as under --load_fast)."""
-    from tensorboard.backend.event_processing import data_ingester
-    from tensorboard import context
-    from tensorboard import program
-
-    tb = program.TensorBoard()
-    tb.configure(logdir=str(logdir), load_fast="false", reload_interval=0, reload_task="blocking")
-    ingester = data_ingester.LocalDataIngester(tb.flags)
-    ingester.start()
-    runs = ingester.data_provider.list_runs(context.RequestContext(), experiment_id="")
-    return sorted(run.run_name for run in runs)
