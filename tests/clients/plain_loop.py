@@ -50,7 +50,7 @@ def main():
                 optimizer.zero_grad()
                 step += 1
                 loss_log.add_scalar("train/loss", loss.item(), step)
-                if step % 2 == 0:
+                if step % 2 == 0:  # attnflows
                     recorder.snapshot(step)  # attnflows
     loss_log.close()
 
