@@ -127,6 +127,14 @@ def test_hparams_are_the_ones_runs_are_compared_by_and_run_json_keeps_every_trai
     assert set(shown) == set(meta["hparams"])
 
 
+def test_max_length_is_the_tokenizers_capped_at_128_or_what_the_callback_is_given(tmp_path):
+    train(tmp_path / "out", [callback(log_dir=str(tmp_path / "default"))], max_steps=1)
+    assert open_run(tmp_path / "default").meta["max_length"] == 128  # MiniLM's tokenizer allows 512
+    with pytest.warns(UserWarning, match="3 of 6 probe examples were truncated to max_length=8"):
+        train(tmp_path / "out", [callback(log_dir=str(tmp_path / "short"), max_length=8)], max_steps=1)
+    assert open_run(tmp_path / "short").meta["max_length"] == 8
+
+
 def test_without_a_tokenizer_the_error_names_the_places_a_trainer_user_can_set_one(tmp_path):
     trainer = Trainer(model=hf_model(), args=hf_args(tmp_path / "out", max_steps=1), train_dataset=hf_dataset(),
                       callbacks=[callback(log_dir=str(tmp_path / "run"))])

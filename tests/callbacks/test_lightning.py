@@ -155,6 +155,9 @@ def test_bad_arguments_are_refused_when_the_callback_is_built():
         AttentionFlowsCallback(probe_set(), encoding="zip")
     with pytest.raises(TypeError, match="probe_set must be a ProbeSet"):
         AttentionFlowsCallback(["a text"])
+    with pytest.raises(ValueError, match=r"max_length must be None \(the tokenizer's model_max_length, at most 128\) "
+                                         r"or an integer >= 2, got 0"):
+        AttentionFlowsCallback(probe_set(), max_length=0)
 
 
 def test_state_from_an_older_checkpoint_without_keys_still_loads():
