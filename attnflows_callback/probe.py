@@ -105,7 +105,7 @@ class ProbeSet:
         pairs = [r[pair_field] for r in records] if pair_field else None
         labels = None
         if label_field is not None and all(label_field in r and r[label_field] not in (None, "") for r in records):
-            labels = [_parse_label(r[label_field], source, label_field) for r in records]
+            labels = [_parse_label(r[label_field], source, label_field, label_names) for r in records]
         return cls(texts, pairs, labels, label_names)
 
     @classmethod
@@ -391,11 +391,14 @@ def _check_length(values: list, expected: int, name: str) -> None:
         raise ValueError(f"{name} must have one entry per text ({expected}), got {len(values)}")
 
 
-def _parse_label(value, source: str, field_name: str) -> int:
+def _parse_label(value, source: str, field_name: str, label_names=None) -> int:
+    """An integer class id; a class name when ``label_names`` lists it (GLUE-style files often hold names)."""
+    if isinstance(value, str) and label_names is not None and value in label_names:
+        return list(label_names).index(value)
     try:
         return int(value)
     except (TypeError, ValueError):
         raise ValueError(
-            f"{source}: {field_name} must hold integer class ids, got {value!r}; "
-            "map class names to ids first or pass label_field=None"
+            f"{source}: {field_name} must hold integer class ids, got {value!r}; pass label_names=[...] with "
+            "the class names in id order, or label_field=None to load the texts without labels"
         ) from None

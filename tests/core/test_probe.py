@@ -147,3 +147,12 @@ def test_max_length_follows_the_tokenizers_model_max_length_capped_at_128():
     with pytest.raises(ValueError, match=r"max_length must be None \(the tokenizer's model_max_length, at most 128\) "
                                          r"or an integer >= 2, got 1"):
         ProbeSet(["a"]).tokenize(tok, max_length=1)
+
+
+def test_class_names_as_labels_map_to_ids_through_label_names_or_name_the_fix(tmp_path):
+    (tmp_path / "dev.json").write_text('{"text": "good", "label": "positive"}\n{"text": "bad", "label": "negative"}\n')
+    probe = ProbeSet.from_json(tmp_path / "dev.json", label_names=["negative", "positive"])
+    assert probe.labels == [1, 0]
+    with pytest.raises(ValueError, match=r"dev.json: label must hold integer class ids, got 'positive'; pass "
+                                         r"label_names=\[...\] with the class names in id order"):
+        ProbeSet.from_json(tmp_path / "dev.json")
