@@ -43,10 +43,10 @@ def inputs(tmp_path_factory) -> dict[str, str]:
             "--validation_file": str(base / "validation.json")}
 
 
-def run_client(script: str, inputs: dict, *args: str) -> str:
+def run_client(script: str, inputs: dict, *args: str, launcher: tuple[str, ...] = (), env: dict | None = None) -> str:
     """Run ``tests/clients/<script>`` as a user would; its output (stdout and stderr) when it succeeds."""
-    command = [sys.executable, str(HERE / script), *[x for kv in inputs.items() for x in kv], *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    command = [sys.executable, *launcher, str(HERE / script), *[x for kv in inputs.items() for x in kv], *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", **(env or {})}
     env.pop("TENSORBOARD_LOGGING_DIR", None)
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     output = result.stdout + result.stderr
@@ -95,6 +95,21 @@ def test_accelerate_loop_records_optimizer_steps_beside_the_trackers_tensorboard
     assert "glue_no_trainer" in tensorboard_runs(out)
     with open_run(run_dir) as run:
         assert run.meta["hparams"]["gradient_accumulation_steps"] == 2 and run.status["status"] == "finished"
+
+
+def test_accelerate_loop_on_two_processes_records_once_from_the_main_process(tmp_path, inputs):
+    out = tmp_path / "out"
+    # torchrun with ACCELERATE_USE_CPU is what `accelerate launch --cpu --num_processes 2` sets up: gloo, MULTI_CPU
+    output = run_client("glue_no_trainer.py", inputs, "--output_dir", str(out), "--with_tracking", "--report_to",
+                        "tensorboard", "--num_train_epochs", "1", "--per_device_train_batch_size", "2",
+                        "--gradient_accumulation_steps", "2", launcher=("-m", "torch.distributed.run",
+                                                                        "--nproc_per_node", "2"),
+                        env={"ACCELERATE_USE_CPU": "true"})
+    assert "Num processes: 2" in output
+    assert [p.parent.parent.name for p in out.rglob("run.json")] == ["glue_no_trainer"]  # one run, one writer
+    # 8 batches per process, 2 per optimizer step, over the 2 epochs the script derives: 4 optimizer steps
+    assert snapshot_events(out / "glue_no_trainer") == [(0, "step"), (1, "step"), (3, "step"), (4, "final")]
+    assert open_run(out / "glue_no_trainer").status["status"] == "finished"
 
 
 def test_plain_loop_records_into_its_own_tensorboard_run(tmp_path, inputs):
