@@ -243,3 +243,11 @@ def test_resume_without_a_logger_continues_the_original_version(tmp_path):
     run(ckpt_path=tmp_path / "ckpt" / "epoch=0-step=2.ckpt")
     assert snapshot_events(tmp_path / "lightning_logs" / "version_0") == [(0, "step"), (2, "step"), (4, "step")]
     assert not (tmp_path / "lightning_logs" / "version_1").exists()
+
+
+def test_a_fixed_logger_version_used_twice_gets_the_second_run_in_a_new_version_inside_it(tmp_path):
+    for steps in (2, 3):
+        logger = L.loggers.TensorBoardLogger(tmp_path, name="", version="baseline")
+        make_trainer(tmp_path, callback(), logger=logger, max_steps=steps).fit(LitClassifier(), loader())
+    assert snapshot_events(tmp_path / "baseline") == [(0, "step"), (2, "final")]
+    assert snapshot_events(tmp_path / "baseline" / "version_1") == [(0, "step"), (3, "final")]
