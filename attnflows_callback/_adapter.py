@@ -237,16 +237,16 @@ def check_hparams(hparams) -> dict:
     return dict(hparams or {})
 
 
-def find_tokenizer(candidates: list[tuple[str, object]], *, fix: str):
-    """The first tokenizer found among ``(where, value)`` candidates, searched in order.
+def find_tokenizer(*candidates, fix: str):
+    """The first candidate that is not None: the places a trainer keeps a tokenizer, in order.
 
     Raises:
         ValueError: none was found; the message ends with ``fix``, the trainer-specific
             advice that lists exactly the places searched.
     """
-    for _, value in candidates:
-        if value is not None:
-            return value
+    for candidate in candidates:
+        if candidate is not None:
+            return candidate
     raise ValueError(f"attnflows found no tokenizer: {fix}")
 
 

@@ -175,10 +175,8 @@ class AttentionFlowsTrainerCallback(TrainerCallback, ExportableState):
         if sharded is not None:
             warnings.warn(SHARDED_WARNING.format(strategy=sharded), RuntimeWarning, stacklevel=2)
             return
-        tokenizer = find_tokenizer(
-            [("tokenizer=", self.tokenizer), ("processing_class", getattr(processing_class, "tokenizer", processing_class))],
-            fix=NO_TOKENIZER_FIX,
-        )
+        tokenizer = find_tokenizer(self.tokenizer, getattr(processing_class, "tokenizer", processing_class),
+                                   fix=NO_TOKENIZER_FIX)
         step = state.global_step
         resumed_run_dir = _saved_run_dir(state, self) if step > 0 else None
         if resumed_run_dir is not None:

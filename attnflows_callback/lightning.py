@@ -203,10 +203,8 @@ class AttentionFlowsCallback(*_callback_bases()):
         writer = trainer.is_global_zero
         tokenizer = None
         if writer or probing:
-            tokenizer = find_tokenizer([("tokenizer=", self.tokenizer),
-                                        ("LightningModule.tokenizer", getattr(pl_module, "tokenizer", None)),
-                                        ("trainer.datamodule.tokenizer", getattr(trainer.datamodule, "tokenizer", None))],
-                                       fix=NO_TOKENIZER_FIX)
+            tokenizer = find_tokenizer(self.tokenizer, getattr(pl_module, "tokenizer", None),
+                                       getattr(trainer.datamodule, "tokenizer", None), fix=NO_TOKENIZER_FIX)
         self.timeline.start(
             model,
             tokenizer,
@@ -265,8 +263,11 @@ RUN_FOLDER_LOGGERS = {"TensorBoardLogger": "the TensorBoardLogger's run", "CSVLo
 
 
 def _base_dir(trainer) -> tuple[str, str]:
-    """Where a fresh run records, and why there: the first logger's folder if it is TensorBoard or CSV,
-    else a new ``default_root_dir/lightning_logs/version_N``. Every rank must call it (a broadcast)."""
+    """Where a fresh run records, and why there.
+
+    The first logger's ``log_dir`` if it is a TensorBoardLogger or CSVLogger, else a new
+    ``default_root_dir/lightning_logs/version_N``. Every rank must call it (a broadcast).
+    """
     loggers = trainer.loggers
     first = loggers[0] if loggers else None
     names = {cls.__name__ for cls in type(first).__mro__} if first is not None else set()
