@@ -255,6 +255,15 @@ def fresh_run_dir(run_dir: str) -> str:
 
     A fresh run never mixes with (or is refused by) an earlier one in the same folder, the
     folder's own run counting as version 0.
+
+    Example:
+        >>> import os, tempfile
+        >>> root = tempfile.mkdtemp()
+        >>> fresh_run_dir(root) == root  # nothing recorded there yet
+        True
+        >>> os.makedirs(os.path.join(root, "attnflows")); open(os.path.join(root, "attnflows", "run.json"), "w").close()
+        >>> os.path.relpath(fresh_run_dir(root), root)
+        'version_1'
     """
     if not os.path.exists(os.path.join(run_dir, "attnflows", "run.json")):
         return run_dir
@@ -262,7 +271,17 @@ def fresh_run_dir(run_dir: str) -> str:
 
 
 def next_version_dir(parent: str, *, first: int = 0) -> str:
-    """``parent/version_N``: one more than the highest existing ``version_*``, at least ``first`` (as Lightning numbers)."""
+    """``parent/version_N``: one more than the highest existing ``version_*``, at least ``first`` (as Lightning numbers).
+
+    Example:
+        >>> import os, tempfile
+        >>> root = tempfile.mkdtemp()
+        >>> os.path.basename(next_version_dir(root))
+        'version_0'
+        >>> os.makedirs(os.path.join(root, "version_3"))
+        >>> os.path.basename(next_version_dir(root))
+        'version_4'
+    """
     taken = [first - 1]
     with contextlib.suppress(OSError):
         for entry in os.listdir(parent):

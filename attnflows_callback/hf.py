@@ -244,6 +244,15 @@ def compared_hparams(args, model) -> dict:
     """The hyperparameters people compare fine-tuning runs by, from ``TrainingArguments`` and the model.
 
     ``warmup_ratio`` only where the installed transformers still has it.
+
+    Example:
+        >>> from transformers import BertConfig, BertForSequenceClassification, TrainingArguments
+        >>> args = TrainingArguments("out", learning_rate=3e-5, gradient_accumulation_steps=4, use_cpu=True)
+        >>> model = BertForSequenceClassification(BertConfig(hidden_size=8, num_hidden_layers=1,
+        ...     num_attention_heads=2, intermediate_size=8, vocab_size=10))
+        >>> hparams = compared_hparams(args, model)
+        >>> hparams["learning_rate"], hparams["total_train_batch_size"], hparams["precision"], hparams["model"]
+        (3e-05, 32, 'fp32', 'BertForSequenceClassification')
     """
     full = args.to_sanitized_dict()
     hparams = {"model": getattr(model.config, "_name_or_path", "") or type(model).__name__}
