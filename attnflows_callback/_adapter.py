@@ -271,7 +271,7 @@ def fresh_run_dir(run_dir: str) -> str:
 
 
 def next_version_dir(parent: str, *, first: int = 0) -> str:
-    """``parent/version_N``: one more than the highest existing ``version_*``, at least ``first`` (as Lightning numbers).
+    """``parent/version_N``: one past the highest existing ``version_*``, at least ``first`` (Lightning's numbering).
 
     Example:
         >>> import os, tempfile

@@ -194,7 +194,8 @@ def test_without_a_logger_each_fit_records_into_a_new_version_under_default_root
     assert snapshot_events(runs / "version_1") == [(0, "step"), (3, "final")]
     assert tensorboard_runs(tmp_path) == ["lightning_logs/version_0", "lightning_logs/version_1"]
     lines = [r.getMessage() for r in caplog.records if r.name == "attnflows"]
-    assert len(lines) == 2 and f"into {runs / 'version_1'} (logger=False: a new version under default_root_dir)" in lines[1]
+    assert len(lines) == 2
+    assert f"into {runs / 'version_1'} (logger=False: a new version under default_root_dir)" in lines[1]
 
 
 def test_with_a_csv_logger_the_run_sits_in_its_folder_and_tensorboard_lists_it(tmp_path):
