@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import warnings
@@ -17,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .capture import ProbePass, Reduction
-from .probe import DEFAULT_MAX_LENGTH, ProbeSet
+from .probe import ProbeSet, check_max_length
 from .recorder import AttentionRecorder
 from .schedule import SnapshotSchedule
 from .store import DEFAULT_ENCODING, ENCODINGS
@@ -72,7 +73,7 @@ class SnapshotTimeline:
         self.active = False
 
     def start(self, model, tokenizer, run_dir, *, step: int, resume: bool, is_writer: bool, hparams: dict,
-              sharded: ShardedProbing | None = None) -> None:
+              sharded: ShardedProbing | None = None, trainer_args: dict | None = None) -> None:
         """Begin recording at optimizer step ``step``, or continue the run in ``run_dir`` when ``resume``."""
         self.close("failed")  # a previous attempt in this process that never reached its end
         if sharded is not None and self.recorder_options["head_importance"]:
@@ -93,7 +94,8 @@ class SnapshotTimeline:
         with self._gathered():
             if is_writer:
                 self.recorder = AttentionRecorder(model, tokenizer, self.probe_set, run_dir, hparams=hparams,
-                                                  resume=resume, sharded=sharded is not None, **self.recorder_options)
+                                                  trainer_args=trainer_args, resume=resume,
+                                                  sharded=sharded is not None, **self.recorder_options)
                 self.probe_pass = self.recorder.probe_pass
             else:  # the same passes as the writer's recorder makes, in the same order
                 probe = self.probe_set.tokenize(tokenizer, max_length=self.recorder_options["max_length"])
@@ -162,16 +164,16 @@ class SnapshotTimeline:
             recorder.close("failed")
 
 
-def recorder_options(encoding: str, max_length: int, batch_size: int, strict: bool, overwrite: bool,
+def recorder_options(encoding: str, max_length: int | None, batch_size: int, strict: bool, overwrite: bool,
                      tensorboard: bool, *, layers=None, heads=None, rows: str = "all", top_k: int | None = None,
                      head_importance: bool = False) -> dict:
     """The recorder's keyword arguments, checked now so a bad value fails before training starts."""
     reduction = Reduction(layers=layers, heads=heads, rows=rows, top_k=top_k)
     if encoding not in ENCODINGS:
         raise ValueError(f"encoding must be one of {sorted(ENCODINGS)}, got {encoding!r}")
-    for name, value in (("max_length", max_length), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    check_max_length(max_length)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     for name, value in (("strict", strict), ("overwrite", overwrite), ("tensorboard", tensorboard),
                         ("head_importance", head_importance)):
         if not isinstance(value, bool):
@@ -182,7 +184,7 @@ def recorder_options(encoding: str, max_length: int, batch_size: int, strict: bo
 
 
 REDUCTION_KEYS = ("layers", "heads", "rows", "top_k")
-RECORDER_DEFAULTS = dict(encoding=DEFAULT_ENCODING, max_length=DEFAULT_MAX_LENGTH, batch_size=16, strict=False,
+RECORDER_DEFAULTS = dict(encoding=DEFAULT_ENCODING, max_length=None, batch_size=16, strict=False,
                          overwrite=False, tensorboard=True)
 
 
@@ -235,15 +237,82 @@ def check_hparams(hparams) -> dict:
     return dict(hparams or {})
 
 
-def find_tokenizer(explicit, *holders):
-    """The explicit tokenizer, else the first holder's ``tokenizer`` attribute."""
-    if explicit is not None:
-        return explicit
-    for holder in holders:
-        found = getattr(holder, "tokenizer", None)
-        if found is not None:
-            return found
-    raise ValueError(
-        "attnflows found no tokenizer: give the LightningModule a `tokenizer` attribute, pass processing_class= "
-        "to the Trainer, or pass tokenizer=... to the callback"
-    )
+def find_tokenizer(*candidates, fix: str):
+    """The first candidate that is not None: the places a trainer keeps a tokenizer, in order.
+
+    Raises:
+        ValueError: none was found; the message ends with ``fix``, the trainer-specific
+            advice that lists exactly the places searched.
+    """
+    for candidate in candidates:
+        if candidate is not None:
+            return candidate
+    raise ValueError(f"attnflows found no tokenizer: {fix}")
+
+
+def fresh_run_dir(run_dir: str) -> str:
+    """``run_dir``, or a new ``run_dir/version_N`` (N >= 1) when it already holds an attnflows run.
+
+    A fresh run never mixes with (or is refused by) an earlier one in the same folder, the
+    folder's own run counting as version 0.
+
+    Example:
+        >>> import os, tempfile
+        >>> root = tempfile.mkdtemp()
+        >>> fresh_run_dir(root) == root  # nothing recorded there yet
+        True
+        >>> os.makedirs(os.path.join(root, "attnflows")); open(os.path.join(root, "attnflows", "run.json"), "w").close()
+        >>> os.path.relpath(fresh_run_dir(root), root)
+        'version_1'
+    """
+    if not os.path.exists(os.path.join(run_dir, "attnflows", "run.json")):
+        return run_dir
+    return next_version_dir(run_dir, first=1)
+
+
+def next_version_dir(parent: str, *, first: int = 0) -> str:
+    """``parent/version_N``: one past the highest existing ``version_*``, at least ``first`` (Lightning's numbering).
+
+    Example:
+        >>> import os, tempfile
+        >>> root = tempfile.mkdtemp()
+        >>> os.path.basename(next_version_dir(root))
+        'version_0'
+        >>> os.makedirs(os.path.join(root, "version_3"))
+        >>> os.path.basename(next_version_dir(root))
+        'version_4'
+    """
+    taken = [first - 1]
+    with contextlib.suppress(OSError):
+        for entry in os.listdir(parent):
+            number = entry[len("version_"):]
+            if entry.startswith("version_") and number.isdigit():
+                taken.append(int(number))
+    return os.path.join(parent, f"version_{max(taken) + 1}")
+
+
+LOGGER_NAME = "attnflows"
+
+
+def announce(message: str) -> None:
+    """Log one INFO line on the ``attnflows`` logger, visible without any logging set-up.
+
+    The logger gets level INFO (unless the user set one) and, when the root logger has no
+    handler, a stderr handler of its own; ``logging.getLogger("attnflows").setLevel("WARNING")``
+    silences it.
+    """
+    logger = logging.getLogger(LOGGER_NAME)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.info(message)
+
+
+def recording_message(run_dir: str, why: str) -> str:
+    """The one line a callback logs when it starts a run: where, why there, and how to look."""
+    logdir = os.path.dirname(os.path.abspath(run_dir))
+    return f"recording attention into {run_dir} ({why}); view it with: tensorboard --logdir {logdir}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 import warnings
 
@@ -13,13 +14,16 @@ from ._adapter import (
     RECORDER_DEFAULTS,
     SHARDED_WARNING,
     SnapshotTimeline,
+    announce,
     as_probe_set,
     check_hparams,
     check_name,
     find_tokenizer,
+    fresh_run_dir,
     named_run_dir,
     probe_set_fields,
     recorder_options,
+    recording_message,
 )
 from .capture import find_pretrained_model
 from .probe import ProbeSet
@@ -29,15 +33,21 @@ from .schedule import DEFAULT_LOG_PER_DECADE, SnapshotSchedule
 class AttentionFlowsTrainerCallback(TrainerCallback, ExportableState):
     """Record attention on a probe set during ``Trainer.train``, into its TensorBoard run.
 
-    Where the data goes: the directory of the Trainer's ``TensorBoardCallback`` when one is
-    active (``report_to="tensorboard"``: ``$TENSORBOARD_LOGGING_DIR``, else
-    ``output_dir/runs/<date>_<host>``), so the snapshots sit in the same TensorBoard run as
-    the loss; otherwise ``log_dir``, which also wins when given. Only world process zero
-    runs the probe pass and writes, on the unwrapped model the Trainer hands its callbacks.
+    Where the data goes, with no configuration: the directory of the Trainer's
+    ``TensorBoardCallback`` when one is active (``report_to="tensorboard"``), so the
+    snapshots sit in the same TensorBoard run as the loss; otherwise the directory it
+    would use (transformers 5 defaults to ``report_to="none"``): ``$TENSORBOARD_LOGGING_DIR``,
+    else ``output_dir/runs/<date>_<host>``. ``log_dir`` wins when given. A folder that
+    already holds an attnflows run gets the new one in ``version_N`` inside it. One INFO
+    line on the ``attnflows`` logger says where. Only world process zero runs the probe
+    pass and writes, on the unwrapped model the Trainer hands its callbacks.
 
-    The tokenizer is the Trainer's ``processing_class`` (or its ``tokenizer``, for a
-    processor); the model is the one being trained. The run's hyperparameters are the
-    ``TrainingArguments`` plus ``hparams``.
+    The tokenizer is ``tokenizer=``, else the Trainer's ``processing_class`` (its
+    ``.tokenizer`` for a processor); the model is the one being trained. Hyperparameters:
+    the ones runs are compared by (:data:`COMPARED_TRAINING_ARGS`, plus ``model``,
+    ``precision`` and ``total_train_batch_size``) and ``hparams`` go to TensorBoard's
+    HParams dashboard and ``run.json``'s ``hparams``; every ``TrainingArguments`` field is
+    kept in ``run.json`` as ``trainer_args``.
 
     Resume: ``train(resume_from_checkpoint=...)`` continues the run recorded in the
     checkpoint's ``trainer_state.json`` (its ``run_dir``), even when the TensorBoard
@@ -54,7 +64,7 @@ class AttentionFlowsTrainerCallback(TrainerCallback, ExportableState):
 
     Args:
         probe_set: the fixed inputs (a ProbeSet, or its fields as a dict).
-        log_dir: the run directory when no TensorBoardCallback is active (and then it wins).
+        log_dir: the run directory (default: the TensorBoard run's, as above).
         every_n_steps: snapshot every ``n`` optimizer steps (None: no fixed interval).
         log_per_decade: log-spaced snapshots per factor of ten in steps (None: none).
         at_checkpoints: snapshot whenever a checkpoint is saved (``on_save``).
@@ -64,13 +74,15 @@ class AttentionFlowsTrainerCallback(TrainerCallback, ExportableState):
         hparams: extra hyperparameters for the run's metadata and TensorBoard.
         model: default: the model the Trainer trains.
         tokenizer: default: the Trainer's ``processing_class``.
-        encoding, max_length, batch_size, strict, overwrite, tensorboard, layers, heads, rows,
+        max_length: tokens kept per probe example; None: the tokenizer's ``model_max_length``,
+            at most 128.
+        encoding, batch_size, strict, overwrite, tensorboard, layers, heads, rows,
             top_k, head_importance: as for
             :class:`~attnflows_callback.recorder.AttentionRecorder`.
 
     Raises:
-        ValueError: a bad schedule or recorder argument (checked here); no run directory or
-            tokenizer (checked when training starts).
+        ValueError: a bad schedule or recorder argument (checked here); no tokenizer (checked
+            when training starts).
         TypeError: ``probe_set`` is not a ProbeSet or dict, or a flag is not a bool.
 
     Example:
@@ -111,7 +123,7 @@ class AttentionFlowsTrainerCallback(TrainerCallback, ExportableState):
         model=None,
         tokenizer=None,
         encoding: str = RECORDER_DEFAULTS["encoding"],
-        max_length: int = RECORDER_DEFAULTS["max_length"],
+        max_length: int | None = RECORDER_DEFAULTS["max_length"],
         batch_size: int = RECORDER_DEFAULTS["batch_size"],
         strict: bool = RECORDER_DEFAULTS["strict"],
         overwrite: bool = RECORDER_DEFAULTS["overwrite"],
@@ -163,25 +175,43 @@ class AttentionFlowsTrainerCallback(TrainerCallback, ExportableState):
         if sharded is not None:
             warnings.warn(SHARDED_WARNING.format(strategy=sharded), RuntimeWarning, stacklevel=2)
             return
+        tokenizer = find_tokenizer(self.tokenizer, getattr(processing_class, "tokenizer", processing_class),
+                                   fix=NO_TOKENIZER_FIX)
         step = state.global_step
         resumed_run_dir = _saved_run_dir(state, self) if step > 0 else None
-        base_dir = self.log_dir or _tensorboard_dir(self)
-        self.run_dir = resumed_run_dir or (None if base_dir is None else named_run_dir(base_dir, self.name))
-        if self.run_dir is None:
-            raise ValueError(
-                "attnflows has nowhere to write: no TensorBoardCallback is active (report_to does not include "
-                "'tensorboard'); pass log_dir=... to AttentionFlowsTrainerCallback"
-            )
-        tokenizer = find_tokenizer(self.tokenizer or getattr(processing_class, "tokenizer", processing_class))
+        if resumed_run_dir is not None:
+            self.run_dir, why = resumed_run_dir, "continuing the run saved in the checkpoint"
+        else:
+            base_dir, why = self._base_dir(args)
+            self.run_dir = fresh_run_dir(named_run_dir(base_dir, self.name))
+        model = find_pretrained_model(self.model if self.model is not None else model)
         self.timeline.start(
-            find_pretrained_model(self.model if self.model is not None else model),
+            model,
             tokenizer,
             self.run_dir,
             step=step,
             resume=resumed_run_dir is not None,
             is_writer=True,
-            hparams={**args.to_sanitized_dict(), **self.hparams},
+            hparams={**compared_hparams(args, model), **self.hparams},
+            trainer_args=args.to_sanitized_dict(),
         )
+        if self.timeline.recorder is not None:
+            announce(recording_message(self.run_dir, why))
+
+    def _base_dir(self, args) -> tuple[str, str]:
+        """Where this run records, and why there: ``log_dir``, the TensorBoard run, or where it would be."""
+        if self.log_dir is not None:
+            return self.log_dir, "log_dir"
+        active = _tensorboard_dir(self)
+        if active is not None:
+            return active, "the Trainer's TensorBoard run"
+        env = os.environ.get("TENSORBOARD_LOGGING_DIR")
+        if env:
+            return os.path.expanduser(env), "$TENSORBOARD_LOGGING_DIR"
+        from transformers.integrations.integration_utils import default_logdir
+
+        return (os.path.join(args.output_dir, default_logdir()),
+                "report_to has no 'tensorboard': where its TensorBoard run would be")
 
     def on_step_end(self, args, state, control, **kwargs):
         self.timeline.event("step", state.global_step, _epoch(state))
@@ -211,6 +241,42 @@ class AttentionFlowsTrainerCallback(TrainerCallback, ExportableState):
         """
         if args.load_best_model_at_end and control.should_training_stop:
             self.timeline.event("final", state.global_step, _epoch(state))
+
+
+NO_TOKENIZER_FIX = (
+    "it looks at tokenizer= of AttentionFlowsTrainerCallback, then the Trainer's processing_class; pass "
+    "processing_class=tokenizer to Trainer(...) (transformers 5 renamed its tokenizer= argument), or "
+    "tokenizer=... to AttentionFlowsTrainerCallback"
+)
+
+# The TrainingArguments runs are compared by; with model, precision and total_train_batch_size they
+# are the run's hparams (TensorBoard's HParams table, `attnflows summary`). run.json keeps them all.
+COMPARED_TRAINING_ARGS = (
+    "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs", "max_steps",
+    "warmup_steps", "warmup_ratio", "lr_scheduler_type", "weight_decay", "optim", "seed",
+)
+
+
+def compared_hparams(args, model) -> dict:
+    """The hyperparameters people compare fine-tuning runs by, from ``TrainingArguments`` and the model.
+
+    ``warmup_ratio`` only where the installed transformers still has it.
+
+    Example:
+        >>> from transformers import BertConfig, BertForSequenceClassification, TrainingArguments
+        >>> args = TrainingArguments("out", learning_rate=3e-5, gradient_accumulation_steps=4, use_cpu=True)
+        >>> model = BertForSequenceClassification(BertConfig(hidden_size=8, num_hidden_layers=1,
+        ...     num_attention_heads=2, intermediate_size=8, vocab_size=10))
+        >>> hparams = compared_hparams(args, model)
+        >>> hparams["learning_rate"], hparams["total_train_batch_size"], hparams["precision"], hparams["model"]
+        (3e-05, 32, 'fp32', 'BertForSequenceClassification')
+    """
+    full = args.to_sanitized_dict()
+    hparams = {"model": getattr(model.config, "_name_or_path", "") or type(model).__name__}
+    hparams.update({key: full[key] for key in COMPARED_TRAINING_ARGS if key in full})
+    hparams["total_train_batch_size"] = args.train_batch_size * args.gradient_accumulation_steps * args.world_size
+    hparams["precision"] = "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
+    return hparams
 
 
 def _epoch(state) -> int | None:

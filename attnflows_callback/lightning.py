@@ -7,6 +7,7 @@ One class serves both ``lightning.pytorch`` and ``pytorch_lightning``: it derive
 
 from __future__ import annotations
 
+import os
 import warnings
 
 from ._adapter import (
@@ -14,13 +15,17 @@ from ._adapter import (
     SHARDED_WARNING,
     ShardedProbing,
     SnapshotTimeline,
+    announce,
     as_probe_set,
     check_hparams,
     check_name,
     find_tokenizer,
+    fresh_run_dir,
     named_run_dir,
+    next_version_dir,
     probe_fingerprint,
     recorder_options,
+    recording_message,
 )
 from .capture import find_pretrained_model
 from .probe import ProbeSet
@@ -51,10 +56,16 @@ def _callback_bases() -> tuple[type, ...]:
 class AttentionFlowsCallback(*_callback_bases()):
     """Record attention on a probe set during ``Trainer.fit``, into the trainer's TensorBoard run.
 
-    Snapshots go to ``trainer.log_dir`` (or ``name`` inside it) (``lightning_logs/version_N`` under the default
-    TensorBoardLogger) in ``attnflows/``, with TensorBoard scalars (per-layer change from
-    the pre-trained snapshot, probe accuracy) and the hyperparameters beside them. Only
-    global rank zero writes. Under DDP it alone runs the probe pass, on the plain Hugging
+    Where the data goes, with no configuration: with a ``TensorBoardLogger`` (Lightning's
+    default when tensorboard is installed) or a ``CSVLogger`` first in ``loggers``, its
+    ``log_dir`` (``lightning_logs/version_N`` under ``default_root_dir``), in ``attnflows/``,
+    with TensorBoard scalars (per-layer change from the pre-trained snapshot, probe accuracy)
+    and the hyperparameters beside them. With ``logger=False`` or another logger (W&B,
+    MLflow, ...), a new ``default_root_dir/lightning_logs/version_N``. A folder that already
+    holds an attnflows run gets the new one in ``version_N`` inside it. One INFO line on the
+    ``attnflows`` logger says where; ``name`` records into a sub-folder.
+
+    Only global rank zero writes. Under DDP it alone runs the probe pass, on the plain Hugging
     Face model (never through the DDP wrapper); under FSDP (``FSDPStrategy``,
     ``ModelParallelStrategy``) every rank joins each probe pass, on rank zero's word (see
     docs/distributed.md). Nothing is recorded during the sanity check, under
@@ -74,11 +85,14 @@ class AttentionFlowsCallback(*_callback_bases()):
         name: record into ``<log_dir>/<name>``, a TensorBoard run of its own; needed for a
             second instance in the same Trainer (another probe set or schedule).
         model: the Hugging Face model; default: the ``PreTrainedModel`` inside the LightningModule.
-        tokenizer: default: the LightningModule's ``tokenizer`` attribute.
+        tokenizer: default: the LightningModule's ``tokenizer`` attribute, else the
+            LightningDataModule's (``trainer.datamodule.tokenizer``).
         hparams: extra hyperparameters for the run's metadata and TensorBoard's HParams
             dashboard, on top of the LightningModule's ``hparams`` (also handed to the
             Trainer's TensorBoardLogger, whose session TensorBoard would show otherwise).
-        encoding, max_length, batch_size, strict, overwrite, tensorboard, layers, heads, rows,
+        max_length: tokens kept per probe example; None: the tokenizer's ``model_max_length``,
+            at most 128.
+        encoding, batch_size, strict, overwrite, tensorboard, layers, heads, rows,
             top_k, head_importance: as for
             :class:`~attnflows_callback.recorder.AttentionRecorder`.
 
@@ -129,7 +143,7 @@ class AttentionFlowsCallback(*_callback_bases()):
         tokenizer=None,
         hparams: dict | None = None,
         encoding: str = RECORDER_DEFAULTS["encoding"],
-        max_length: int = RECORDER_DEFAULTS["max_length"],
+        max_length: int | None = RECORDER_DEFAULTS["max_length"],
         batch_size: int = RECORDER_DEFAULTS["batch_size"],
         strict: bool = RECORDER_DEFAULTS["strict"],
         overwrite: bool = RECORDER_DEFAULTS["overwrite"],
@@ -150,7 +164,8 @@ class AttentionFlowsCallback(*_callback_bases()):
                                    layers=layers, heads=heads, rows=rows, top_k=top_k,
                                    head_importance=head_importance)
         self.timeline = SnapshotTimeline(self.probe_set, self.schedule, **options)
-        self.log_dir: str | None = None  # this fit's trainer.log_dir, resolved on every rank
+        self.log_dir: str | None = None  # where a fresh run of this fit records, resolved on every rank
+        self._log_dir_reason = ""
         self.run_dir: str | None = None  # where the snapshots go: log_dir, or the resumed run's
         self._resumed_run_dir: str | None = None
 
@@ -163,7 +178,8 @@ class AttentionFlowsCallback(*_callback_bases()):
     def setup(self, trainer, pl_module, stage: str) -> None:
         if _should_skip(trainer, stage):
             return
-        self.log_dir = named_run_dir(trainer.log_dir, self.name)  # a collective: every rank must ask
+        base_dir, self._log_dir_reason = _base_dir(trainer)  # a collective: every rank must ask
+        self.log_dir = trainer.strategy.broadcast(fresh_run_dir(named_run_dir(base_dir, self.name)), src=0)
         self._resumed_run_dir = None
         logger = trainer.logger
         if self.hparams and self.timeline.recorder_options["tensorboard"] and self.name is None and _is_tensorboard(logger):
@@ -181,19 +197,27 @@ class AttentionFlowsCallback(*_callback_bases()):
                 warnings.warn(SHARDED_WARNING.format(strategy=sharded), RuntimeWarning, stacklevel=2)
             return
         step = trainer.global_step
-        self.run_dir = self._resumed_run_dir if step > 0 and self._resumed_run_dir else self.log_dir
+        resume = step > 0 and self._resumed_run_dir is not None
+        self.run_dir = self._resumed_run_dir if resume else self.log_dir
         model = find_pretrained_model(self.model if self.model is not None else pl_module)
         writer = trainer.is_global_zero
+        tokenizer = None
+        if writer or probing:
+            tokenizer = find_tokenizer(self.tokenizer, getattr(pl_module, "tokenizer", None),
+                                       getattr(trainer.datamodule, "tokenizer", None), fix=NO_TOKENIZER_FIX)
         self.timeline.start(
             model,
-            find_tokenizer(self.tokenizer, pl_module) if writer or probing else None,
+            tokenizer,
             self.run_dir,
             step=step,
-            resume=step > 0 and self._resumed_run_dir is not None,
+            resume=resume,
             is_writer=writer,
             hparams={**_module_hparams(pl_module), **self.hparams},
             sharded=probing,
         )
+        if writer and self.timeline.recorder is not None:
+            announce(recording_message(self.run_dir, "continuing the run saved in the checkpoint" if resume
+                                       else self._log_dir_reason))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if not _should_skip(trainer):
@@ -228,6 +252,31 @@ class AttentionFlowsCallback(*_callback_bases()):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self._resumed_run_dir = state_dict.get("run_dir")
+
+
+NO_TOKENIZER_FIX = (
+    "it looks at tokenizer= of AttentionFlowsCallback, the LightningModule's `tokenizer` attribute, then the "
+    "LightningDataModule's (trainer.datamodule.tokenizer); set self.tokenizer = AutoTokenizer.from_pretrained(...) "
+    "in either module's __init__, or pass tokenizer=... to AttentionFlowsCallback"
+)
+RUN_FOLDER_LOGGERS = {"TensorBoardLogger": "the TensorBoardLogger's run", "CSVLogger": "the CSVLogger's folder"}
+
+
+def _base_dir(trainer) -> tuple[str, str]:
+    """Where a fresh run records, and why there.
+
+    The first logger's ``log_dir`` if it is a TensorBoardLogger or CSVLogger, else a new
+    ``default_root_dir/lightning_logs/version_N``. Every rank must call it (a broadcast).
+    """
+    loggers = trainer.loggers
+    first = loggers[0] if loggers else None
+    names = {cls.__name__ for cls in type(first).__mro__} if first is not None else set()
+    for logger_name, why in RUN_FOLDER_LOGGERS.items():
+        if logger_name in names:
+            return trainer.log_dir, why
+    why = "logger=False" if first is None else f"{type(first).__name__} writes no TensorBoard run"
+    root = os.path.join(trainer.default_root_dir, "lightning_logs")
+    return trainer.strategy.broadcast(next_version_dir(root), src=0), f"{why}: a new version under default_root_dir"
 
 
 def _should_skip(trainer, stage: str | None = None) -> bool:

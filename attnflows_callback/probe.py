@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_MAX_LENGTH = 64
+MAX_LENGTH_CAP = 128  # run_glue.py's --max_seq_length and the Lightning GLUE tutorial's max_seq_length
+DEFAULT_MAX_LENGTH = None  # the tokenizer's model_max_length, at most MAX_LENGTH_CAP
 
 
 @dataclass(frozen=True)
@@ -104,13 +105,36 @@ class ProbeSet:
         pairs = [r[pair_field] for r in records] if pair_field else None
         labels = None
         if label_field is not None and all(label_field in r and r[label_field] not in (None, "") for r in records):
-            labels = [_parse_label(r[label_field], source, label_field) for r in records]
+            labels = [_parse_label(r[label_field], source, label_field, label_names) for r in records]
         return cls(texts, pairs, labels, label_names)
 
     @classmethod
+    def from_json(cls, path: str | os.PathLike, **fields) -> ProbeSet:
+        """Read a JSON array of objects, or JSON lines (see :meth:`from_records` for the field arguments).
+
+        Either layout is accepted whatever the suffix, as ``datasets.load_dataset("json")``
+        (the ``--train_file``/``--validation_file`` of transformers' example scripts) does:
+        the file's first character decides (``[``: an array; else one object per line).
+
+        Raises:
+            ValueError: the file is not valid JSON (naming the file and line), holds a single
+                object, or a row that is not an object.
+
+        Example:
+            >>> import json, os, tempfile
+            >>> path = os.path.join(tempfile.mkdtemp(), "validation.json")
+            >>> with open(path, "w") as f:  # JSON lines in a .json file, as HF scripts take them
+            ...     _ = f.write(json.dumps({"sentence": "a fine film", "label": 1}) + "\\n")
+            ...     _ = f.write(json.dumps({"sentence": "a dull film", "label": 0}) + "\\n")
+            >>> ProbeSet.from_json(path, text_field="sentence").labels
+            [1, 0]
+        """
+        return cls.from_records(read_json_records(path), source=Path(path).name, **fields)
+
+    @classmethod
     def from_jsonl(cls, path: str | os.PathLike, **fields) -> ProbeSet:
-        """Read one JSON object per line (see :meth:`from_records` for the field arguments)."""
-        return cls.from_records(read_records(path), source=Path(path).name, **fields)
+        """Read JSON lines, one object per line (a JSON array is accepted too: see :meth:`from_json`)."""
+        return cls.from_records(read_json_records(path), source=Path(path).name, **fields)
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike, **fields) -> ProbeSet:
@@ -119,7 +143,11 @@ class ProbeSet:
 
     @classmethod
     def from_dataset(cls, dataset, **fields) -> ProbeSet:
-        """Build from a ``datasets.Dataset`` (or any sequence of dicts); class names come from a ClassLabel feature."""
+        """Build from a ``datasets.Dataset`` (or any sequence of dicts); class names come from a ClassLabel feature.
+
+        The first choice for Hugging Face scripts: pass the split the script already loaded,
+        e.g. ``ProbeSet.from_dataset(raw_datasets["validation"], text_field="sentence").sample(32)``.
+        """
         label_field = fields.get("label_field", "label")
         if fields.get("label_names") is None and label_field is not None:
             feature = getattr(dataset, "features", {}).get(label_field) if hasattr(dataset, "features") else None
@@ -161,10 +189,12 @@ class ProbeSet:
         return ProbeSet(pick(self.texts), pick(self.text_pairs), pick(self.labels), self.label_names)
 
     # -------------------------------------------------------------- tokenising
-    def tokenize(self, tokenizer, *, max_length: int = DEFAULT_MAX_LENGTH) -> TokenizedProbe:
-        """Tokenise every example once, truncating to ``max_length`` tokens (with a warning)."""
-        if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 2:
-            raise ValueError(f"max_length must be an integer >= 2, got {max_length!r}")
+    def tokenize(self, tokenizer, *, max_length: int | None = DEFAULT_MAX_LENGTH) -> TokenizedProbe:
+        """Tokenise every example once, truncating to ``max_length`` tokens (with a warning).
+
+        ``max_length=None``: the tokenizer's ``model_max_length``, at most :data:`MAX_LENGTH_CAP` (128).
+        """
+        max_length = probe_max_length(tokenizer, max_length)
         if not callable(tokenizer) or not hasattr(tokenizer, "convert_ids_to_tokens"):
             raise TypeError(
                 f"tokenizer must be a Hugging Face tokenizer, got {type(tokenizer).__name__}; "
@@ -271,33 +301,106 @@ class TokenizedProbe:
 RECORD_SUFFIXES = (".csv", ".jsonl", ".json")
 
 
+def check_max_length(max_length) -> int | None:
+    """None (follow the tokenizer) or an integer >= 2 (a special token on each side and one more)."""
+    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2):
+        raise ValueError(
+            f"max_length must be None (the tokenizer's model_max_length, at most {MAX_LENGTH_CAP}) "
+            f"or an integer >= 2, got {max_length!r}"
+        )
+    return max_length
+
+
+def probe_max_length(tokenizer, max_length: int | None = None) -> int:
+    """The tokens kept per probe example: ``max_length``, else ``min(tokenizer.model_max_length, 128)``.
+
+    Example:
+        >>> class Tok: model_max_length = 512
+        >>> probe_max_length(Tok()), probe_max_length(Tok(), 256)
+        (128, 256)
+    """
+    if check_max_length(max_length) is not None:
+        return max_length
+    model_max = getattr(tokenizer, "model_max_length", None)  # 1e30 when the tokenizer sets none
+    if isinstance(model_max, int) and not isinstance(model_max, bool) and model_max >= 2:
+        return min(model_max, MAX_LENGTH_CAP)
+    return MAX_LENGTH_CAP
+
+
 def read_records(path: str | os.PathLike) -> list[dict]:
-    """The rows of a ``.csv`` (header row), ``.jsonl`` (one object per line) or ``.json`` (a list) file.
+    """The rows of a ``.csv`` (header row), ``.jsonl`` or ``.json`` file (see :func:`read_json_records`).
 
     Raises:
-        ValueError: another suffix, a line that is not JSON (with its number), or a ``.json``
-            file that is not a list of objects.
+        ValueError: another suffix, or what :func:`read_json_records` raises.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in RECORD_SUFFIXES:
         raise ValueError(f"{path.name}: the file must be one of {RECORD_SUFFIXES}, got {suffix or 'no suffix'!r}")
+    if suffix != ".csv":
+        return read_json_records(path)
     with path.open(encoding="utf-8", newline="") as f:
-        if suffix == ".csv":
-            return list(csv.DictReader(f))
-        if suffix == ".json":
-            data = json.load(f)
-            if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
-                raise ValueError(f"{path.name}: a .json file must hold a list of objects")
-            return data
-        records = []
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path.name}: line {n} is not valid JSON ({err.msg})") from None
-        return records
+        return list(csv.DictReader(f))
+
+
+JSON_LAYOUTS = "a JSON array of objects, or one JSON object per line (JSON lines)"
+
+
+def read_json_records(path: str | os.PathLike) -> list[dict]:
+    """The objects of a JSON array file or a JSON lines file, whatever its suffix.
+
+    The first non-blank character decides: ``[`` is an array, anything else is JSON lines
+    (what ``datasets.load_dataset("json")`` accepts, minus its ``field=`` option).
+
+    Raises:
+        ValueError: naming the file, the line (and column) and the fix, when the file is not
+            valid JSON, is a single object, or holds a row that is not an object.
+    """
+    path = Path(path)
+    text = path.read_text(encoding="utf-8-sig")
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"{path.name}: line {err.lineno}, column {err.colno} is not valid JSON ({err.msg}); the file starts "
+                f"with '[' so it is read as one JSON array: fix that line, or write {JSON_LAYOUTS}"
+            ) from None
+        lines = None
+    else:
+        rows, lines = [], []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                spread = line.strip().startswith("{") and not line.strip().endswith("}")
+                hint = (" (an object spread over several lines: put each object on one line, or wrap them in "
+                        "[...] as a JSON array)" if spread else "")
+                raise ValueError(
+                    f"{path.name}: line {number} is not valid JSON ({err.msg}, column {err.colno}){hint}; "
+                    f"the file must hold {JSON_LAYOUTS}: fix line {number}"
+                ) from None
+            lines.append(number)
+        if len(rows) == 1 and isinstance(rows[0], dict) and any(
+                isinstance(v, list) and v and isinstance(v[0], dict) for v in rows[0].values()):
+            raise ValueError(
+                f"{path.name}: holds one JSON object with the rows under a key ({sorted(rows[0])}); "
+                "pass the rows themselves: ProbeSet.from_records(json.load(open(path))[KEY])"
+            )
+    if not rows:
+        raise ValueError(f"{path.name} holds no probe examples; it must hold {JSON_LAYOUTS}")
+    for k, row in enumerate(rows):
+        if not isinstance(row, dict):
+            where = f"line {lines[k]}" if lines is not None else f"element {k} of the array"
+            kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(row), "number")
+            raise ValueError(
+                f"{path.name}: {where} is a JSON {kind}, not an object; each probe example must be "
+                'an object such as {"text": "...", "label": 0}'
+            )
+    return rows
 
 
 # Per-token outputs of a tokenizer that are not model inputs, and the mask the probe pass rebuilds itself.
@@ -370,11 +473,14 @@ def _check_length(values: list, expected: int, name: str) -> None:
         raise ValueError(f"{name} must have one entry per text ({expected}), got {len(values)}")
 
 
-def _parse_label(value, source: str, field_name: str) -> int:
+def _parse_label(value, source: str, field_name: str, label_names=None) -> int:
+    """An integer class id; a class name when ``label_names`` lists it (GLUE-style files often hold names)."""
+    if isinstance(value, str) and label_names is not None and value in label_names:
+        return list(label_names).index(value)
     try:
         return int(value)
     except (TypeError, ValueError):
         raise ValueError(
-            f"{source}: {field_name} must hold integer class ids, got {value!r}; "
-            "map class names to ids first or pass label_field=None"
+            f"{source}: {field_name} must hold integer class ids, got {value!r}; pass label_names=[...] with "
+            "the class names in id order, or label_field=None to load the texts without labels"
         ) from None

@@ -38,9 +38,12 @@ class AttentionRecorder:
         run_dir: the TensorBoard run directory; snapshots go to ``run_dir/attnflows``.
         encoding: ``"compact"`` (default; uint8 codes + LZMA, max error 1/510), ``"uint8"``
             (HDF5-native deflate, same error) or ``"float16"``.
-        max_length: tokens kept per probe example.
+        max_length: tokens kept per probe example; None: the tokenizer's ``model_max_length``,
+            at most 128 (:data:`~attnflows_callback.probe.MAX_LENGTH_CAP`).
         batch_size: examples per probe forward batch.
         hparams: hyperparameters to keep in the run's metadata (and log to TensorBoard).
+        trainer_args: the trainer's full arguments, kept in ``run.json`` as ``trainer_args``
+            only (the callbacks pass every ``TrainingArguments`` field here).
         strict: raise on I/O failure instead of warning and stopping the recording.
         overwrite: replace a run directory that holds another probe set or model.
         resume: continue the run in ``run_dir``; a snapshot at or before its last step
@@ -90,9 +93,10 @@ class AttentionRecorder:
         run_dir: str | Path,
         *,
         encoding: str = DEFAULT_ENCODING,
-        max_length: int = DEFAULT_MAX_LENGTH,
+        max_length: int | None = DEFAULT_MAX_LENGTH,
         batch_size: int = 16,
         hparams: dict | None = None,
+        trainer_args: dict | None = None,
         strict: bool = False,
         overwrite: bool = False,
         resume: bool = False,
@@ -141,7 +145,7 @@ class AttentionRecorder:
         streams = self.probe_pass.stream_shapes()
         self.writer = RunWriter(
             self.run_dir,
-            meta=_run_meta(self.model, probe, streams, self.hparams, self.reduction),
+            meta=_run_meta(self.model, probe, streams, self.hparams, self.reduction, trainer_args),
             probe_arrays=_probe_arrays(probe, self.model),
             encoding=encoding,
             overwrite=overwrite,
@@ -357,7 +361,8 @@ def _accuracy(logits: np.ndarray | None, labels) -> float | None:
     return float((logits.argmax(axis=1) == labels).mean())
 
 
-def _run_meta(model, probe: TokenizedProbe, streams: dict, hparams: dict, reduction: Reduction) -> dict:
+def _run_meta(model, probe: TokenizedProbe, streams: dict, hparams: dict, reduction: Reduction,
+              trainer_args: dict | None = None) -> dict:
     import torch
     import transformers
 
@@ -368,7 +373,7 @@ def _run_meta(model, probe: TokenizedProbe, streams: dict, hparams: dict, reduct
     shapes = ",".join(f"{s}={v['layers']}x{v['heads']}" for s, v in streams.items())
     if not reduction.is_identity:
         shapes += f";{json.dumps(reduction.describe(), sort_keys=True)}"
-    return {
+    meta = {
         "model": {
             "class": type(model).__name__,
             "name_or_path": getattr(config, "_name_or_path", "") or getattr(model, "name_or_path", ""),
@@ -388,6 +393,9 @@ def _run_meta(model, probe: TokenizedProbe, streams: dict, hparams: dict, reduct
         "hparams": _jsonable(hparams),
         "versions": {"attnflows": __version__, "torch": torch.__version__, "transformers": transformers.__version__},
     }
+    if trainer_args:
+        meta["trainer_args"] = _jsonable(trainer_args)
+    return meta
 
 
 def _probe_arrays(probe: TokenizedProbe, model) -> dict:

@@ -106,3 +106,15 @@ class FailAt(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == self.step:
             raise RuntimeError(f"boom at step {self.step}")
+
+
+def tensorboard_runs(logdir) -> list[str]:
+    """The runs TensorBoard lists for ``logdir``, through its own data provider (as the plugin sees them)."""
+    from tensorboard import context, program
+    from tensorboard.backend.event_processing import data_ingester
+
+    tb = program.TensorBoard()
+    tb.configure(logdir=str(logdir), load_fast="false", reload_interval=0, reload_task="blocking")
+    ingester = data_ingester.LocalDataIngester(tb.flags)
+    ingester.start()
+    return sorted(run.run_name for run in ingester.data_provider.list_runs(context.RequestContext(), experiment_id=""))

@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -83,9 +84,64 @@ def test_tensorboard_logging_dir_from_the_environment_is_followed(tmp_path, monk
     assert snapshot_events(tmp_path / "tb") == [(0, "step"), (2, "final")]
 
 
-def test_without_tensorboard_or_log_dir_training_is_refused_before_it_starts(tmp_path):
-    with pytest.raises(ValueError, match="pass log_dir=... to AttentionFlowsTrainerCallback"):
-        train(tmp_path / "out", [callback()], max_steps=2)
+def test_with_transformers_defaults_the_run_goes_where_its_tensorboard_run_would_be(tmp_path, caplog):
+    caplog.set_level("INFO", logger="attnflows")
+    trainer = train(tmp_path / "out", [callback()], max_steps=2)  # report_to="none", transformers 5's default
+    (run_dir,) = (tmp_path / "out" / "runs").iterdir()
+    assert run_dir.name.endswith("_" + socket.gethostname())
+    assert snapshot_events(run_dir) == [(0, "step"), (2, "final")]
+    assert list(run_dir.glob("events.out.tfevents.*"))  # so TensorBoard lists the run
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "attnflows"]
+    assert f"recording attention into {run_dir}" in line and "report_to has no 'tensorboard'" in line
+    assert f"tensorboard --logdir {tmp_path / 'out' / 'runs'}" in line
+    assert trainer.state.global_step == 2
+
+
+def test_a_fresh_run_in_a_used_folder_gets_a_new_version_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "tb"))
+    train(tmp_path / "out", [callback()], max_steps=2)
+    train(tmp_path / "out", [callback()], max_steps=3)
+    assert snapshot_events(tmp_path / "tb") == [(0, "step"), (2, "final")]
+    assert snapshot_events(tmp_path / "tb" / "version_1") == [(0, "step"), (3, "final")]
+
+
+def test_hparams_are_the_ones_runs_are_compared_by_and_run_json_keeps_every_training_argument(tmp_path):
+    from tensorboard.backend.event_processing import plugin_event_multiplexer
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    cb = callback(log_dir=str(tmp_path / "run"), hparams={"task": "sst2"})
+    train(tmp_path / "out", [cb], max_steps=2, gradient_accumulation_steps=2, warmup_steps=1, weight_decay=0.01)
+    meta = open_run(tmp_path / "run").meta
+    assert meta["hparams"] == {
+        "model": "BertForSequenceClassification", "learning_rate": 0.5, "per_device_train_batch_size": 2,
+        "gradient_accumulation_steps": 2, "total_train_batch_size": 4, "num_train_epochs": 1, "max_steps": 2,
+        "warmup_steps": 1, "lr_scheduler_type": "constant", "weight_decay": 0.01, "optim": "sgd", "seed": 0,
+        "precision": "fp32", "task": "sst2",
+    }
+    assert len(meta["trainer_args"]) > 100 and meta["trainer_args"]["adam_beta2"] == 0.999
+    multiplexer = plugin_event_multiplexer.EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(str(tmp_path / "run"))
+    multiplexer.Reload()
+    content = multiplexer.PluginRunToTagToContent("hparams")["."]["_hparams_/session_start_info"]
+    shown = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
+    assert set(shown) == set(meta["hparams"])
+
+
+def test_max_length_is_the_tokenizers_capped_at_128_or_what_the_callback_is_given(tmp_path):
+    train(tmp_path / "out", [callback(log_dir=str(tmp_path / "default"))], max_steps=1)
+    assert open_run(tmp_path / "default").meta["max_length"] == 128  # MiniLM's tokenizer allows 512
+    with pytest.warns(UserWarning, match="3 of 6 probe examples were truncated to max_length=8"):
+        train(tmp_path / "out", [callback(log_dir=str(tmp_path / "short"), max_length=8)], max_steps=1)
+    assert open_run(tmp_path / "short").meta["max_length"] == 8
+
+
+def test_without_a_tokenizer_the_error_names_the_places_a_trainer_user_can_set_one(tmp_path):
+    trainer = Trainer(model=hf_model(), args=hf_args(tmp_path / "out", max_steps=1), train_dataset=hf_dataset(),
+                      callbacks=[callback(log_dir=str(tmp_path / "run"))])
+    with pytest.raises(ValueError, match=r"no tokenizer: .*processing_class=tokenizer to Trainer\(\.\.\.\).*"
+                                         r"tokenizer=\.\.\. to AttentionFlowsTrainerCallback"):
+        trainer.train()
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("restore_callback_states", [False, True])

@@ -11,7 +11,7 @@ import torch
 
 from attnflows_callback import open_run
 from attnflows_callback.lightning import AttentionFlowsCallback
-from tests.callbacks._models import LitClassifier, PLClassifier, loader, snapshot_events
+from tests.callbacks._models import LitClassifier, PLClassifier, loader, snapshot_events, tensorboard_runs
 from tests.helpers import nudge, probe_set, tokenizer
 
 PACKAGES = {"lightning.pytorch": (L, LitClassifier), "pytorch_lightning": (PL, PLClassifier)}
@@ -155,6 +155,9 @@ def test_bad_arguments_are_refused_when_the_callback_is_built():
         AttentionFlowsCallback(probe_set(), encoding="zip")
     with pytest.raises(TypeError, match="probe_set must be a ProbeSet"):
         AttentionFlowsCallback(["a text"])
+    with pytest.raises(ValueError, match=r"max_length must be None \(the tokenizer's model_max_length, at most 128\) "
+                                         r"or an integer >= 2, got 0"):
+        AttentionFlowsCallback(probe_set(), max_length=0)
 
 
 def test_state_from_an_older_checkpoint_without_keys_still_loads():
@@ -180,3 +183,72 @@ def test_tensorboard_lists_the_run_with_our_scalars_and_hparams(tmp_path):
     hparams = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
     assert hparams["lr"].number_value == 0.5 and hparams["probe"].string_value == "six sentences"
     assert open_run(trainer.log_dir).meta["hparams"]["probe"] == "six sentences"
+
+
+def test_without_a_logger_each_fit_records_into_a_new_version_under_default_root_dir(tmp_path, caplog):
+    caplog.set_level("INFO", logger="attnflows")
+    for steps in (2, 3):
+        make_trainer(tmp_path, callback(), logger=False, max_steps=steps).fit(LitClassifier(), loader())
+    runs = tmp_path / "lightning_logs"
+    assert snapshot_events(runs / "version_0") == [(0, "step"), (2, "final")]
+    assert snapshot_events(runs / "version_1") == [(0, "step"), (3, "final")]
+    assert tensorboard_runs(tmp_path) == ["lightning_logs/version_0", "lightning_logs/version_1"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "attnflows"]
+    assert len(lines) == 2
+    assert f"into {runs / 'version_1'} (logger=False: a new version under default_root_dir)" in lines[1]
+
+
+def test_with_a_csv_logger_the_run_sits_in_its_folder_and_tensorboard_lists_it(tmp_path):
+    logger = L.loggers.CSVLogger(tmp_path)
+    trainer = make_trainer(tmp_path, callback(every_n_steps=2), logger=logger, max_steps=4)
+    trainer.fit(LitClassifier(), loader())
+    run_dir = tmp_path / "lightning_logs" / "version_0"
+    assert trainer.log_dir == str(run_dir) and (run_dir / "hparams.yaml").is_file()  # the CSVLogger's own files
+    assert snapshot_events(run_dir) == [(0, "step"), (2, "step"), (4, "step")]
+    assert tensorboard_runs(tmp_path) == ["lightning_logs/version_0"]
+
+
+def test_the_tokenizer_is_found_on_the_datamodule_and_the_error_names_the_lightning_places(tmp_path):
+    class TokenizerlessClassifier(LitClassifier):
+        def __init__(self):
+            super().__init__()
+            del self.tokenizer
+
+    class DataModule(L.LightningDataModule):
+        def __init__(self, with_tokenizer: bool):
+            super().__init__()
+            self.tokenizer = tokenizer() if with_tokenizer else None
+
+        def train_dataloader(self):
+            return loader()
+
+    trainer = make_trainer(tmp_path / "a", callback(), max_steps=2)
+    trainer.fit(TokenizerlessClassifier(), datamodule=DataModule(with_tokenizer=True))
+    assert snapshot_events(trainer.log_dir) == [(0, "step"), (2, "final")]
+    with pytest.raises(ValueError, match=r"no tokenizer: .*LightningModule's `tokenizer` attribute, then the "
+                                         r"LightningDataModule's \(trainer.datamodule.tokenizer\).*tokenizer=\.\.\. "
+                                         r"to AttentionFlowsCallback"):
+        make_trainer(tmp_path / "b", callback(), max_steps=2).fit(TokenizerlessClassifier(),
+                                                                   datamodule=DataModule(with_tokenizer=False))
+
+
+def test_resume_without_a_logger_continues_the_original_version(tmp_path):
+    def run(fail_at_step=None, ckpt_path=None):
+        checkpoints = L.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=2, save_top_k=-1)
+        trainer = make_trainer(tmp_path, [callback(every_n_steps=2), checkpoints], logger=False, max_steps=4,
+                               enable_checkpointing=True)
+        trainer.fit(LitClassifier(fail_at_step=fail_at_step), loader(), ckpt_path=ckpt_path)
+
+    with pytest.raises(RuntimeError, match="boom at step 3"):
+        run(fail_at_step=3)
+    run(ckpt_path=tmp_path / "ckpt" / "epoch=0-step=2.ckpt")
+    assert snapshot_events(tmp_path / "lightning_logs" / "version_0") == [(0, "step"), (2, "step"), (4, "step")]
+    assert not (tmp_path / "lightning_logs" / "version_1").exists()
+
+
+def test_a_fixed_logger_version_used_twice_gets_the_second_run_in_a_new_version_inside_it(tmp_path):
+    for steps in (2, 3):
+        logger = L.loggers.TensorBoardLogger(tmp_path, name="", version="baseline")
+        make_trainer(tmp_path, callback(), logger=logger, max_steps=steps).fit(LitClassifier(), loader())
+    assert snapshot_events(tmp_path / "baseline") == [(0, "step"), (2, "final")]
+    assert snapshot_events(tmp_path / "baseline" / "version_1") == [(0, "step"), (3, "final")]

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from attnflows_callback import ProbeSet
+from attnflows_callback.probe import MAX_LENGTH_CAP, probe_max_length
 from tests.helpers import tokenizer
 
 
@@ -84,3 +85,74 @@ def test_probe_id_is_stable_and_changes_with_content():
 def test_tokenize_refuses_something_that_is_not_a_tokenizer():
     with pytest.raises(TypeError, match="tokenizer must be a Hugging Face tokenizer"):
         ProbeSet(["a"]).tokenize(object())
+
+
+@pytest.mark.parametrize("layout", ["array", "lines"])
+@pytest.mark.parametrize("method", ["from_json", "from_jsonl"])
+def test_json_files_load_in_either_layout_whatever_the_suffix_as_hf_scripts_take_them(tmp_path, layout, method):
+    rows = [{"sentence": "good", "label": 1, "idx": 0}, {"sentence": "bad", "label": 0, "idx": 1}]
+    text = json.dumps(rows, indent=2) if layout == "array" else "".join(json.dumps(r) + "\n" for r in rows)
+    (tmp_path / "train.json").write_text(text)
+    probe = getattr(ProbeSet, method)(tmp_path / "train.json", text_field="sentence")
+    assert probe.texts == ["good", "bad"] and probe.labels == [1, 0]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"text": "a"}\n{"text": "b",}\n', r"validation.json: line 2 is not valid JSON \(.*column 14\); .*fix line 2"),
+        ('{\n  "text": "a"\n}\n', r"line 1 is not valid JSON .*spread over several lines: put each object on one "
+                                  r"line, or wrap them in \[...\] as a JSON array"),
+        ('[{"text": "a"},\n {"text": "b"\n]', r"validation.json: line 3, column 1 is not valid JSON .*read as one JSON "
+                                             r"array: fix that line"),
+        ('{"data": [{"text": "a"}]}\n', r"rows under a key \(\['data'\]\); pass the rows themselves: "
+                                        r"ProbeSet.from_records"),
+        ('{"text": "a"}\n["b"]\n', r"line 2 is a JSON array, not an object; .*\{\"text\": \"...\", \"label\": 0\}"),
+        ('[{"text": "a"}, "b"]', r"element 1 of the array is a JSON string, not an object"),
+        ("\n\n", r"validation.json holds no probe examples; it must hold a JSON array of objects, or one JSON "
+                 r"object per line"),
+    ],
+    ids=["bad-line", "pretty-printed-object", "bad-array", "rows-under-a-key", "line-not-object",
+         "element-not-object", "empty"],
+)
+def test_bad_json_probe_files_name_the_file_the_line_and_the_fix(tmp_path, content, message):
+    (tmp_path / "validation.json").write_text(content)
+    with pytest.raises(ValueError, match=message):
+        ProbeSet.from_json(tmp_path / "validation.json")
+
+
+def test_from_a_dataset_with_a_classlabel_feature_takes_its_class_names():
+    # `datasets` is not installed here: an object of a Dataset's shape (iterable rows, features[...].names)
+    class ClassLabel:
+        names = ["negative", "positive"]
+
+    class Dataset(list):
+        features = {"sentence": object(), "label": ClassLabel()}
+
+    probe = ProbeSet.from_dataset(Dataset([{"sentence": "good", "label": 1}, {"sentence": "bad", "label": 0}]),
+                                  text_field="sentence")
+    assert probe.texts == ["good", "bad"] and probe.labels == [1, 0] and probe.label_names == ["negative", "positive"]
+
+
+def test_max_length_follows_the_tokenizers_model_max_length_capped_at_128():
+    tok = tokenizer()  # MiniLM: model_max_length 512
+    long_text = "word " * 200
+    with pytest.warns(UserWarning, match="1 of 1 probe examples were truncated to max_length=128"):
+        assert ProbeSet([long_text]).tokenize(tok).max_length == 128
+    assert probe_max_length(tok) == 128 and probe_max_length(tok, 300) == 300
+    short = type("Short", (), {"model_max_length": 32})()
+    assert probe_max_length(short) == 32
+    unset = type("Unset", (), {"model_max_length": int(1e30)})()  # what a tokenizer without a limit reports
+    assert probe_max_length(unset) == MAX_LENGTH_CAP == 128
+    with pytest.raises(ValueError, match=r"max_length must be None \(the tokenizer's model_max_length, at most 128\) "
+                                         r"or an integer >= 2, got 1"):
+        ProbeSet(["a"]).tokenize(tok, max_length=1)
+
+
+def test_class_names_as_labels_map_to_ids_through_label_names_or_name_the_fix(tmp_path):
+    (tmp_path / "dev.json").write_text('{"text": "good", "label": "positive"}\n{"text": "bad", "label": "negative"}\n')
+    probe = ProbeSet.from_json(tmp_path / "dev.json", label_names=["negative", "positive"])
+    assert probe.labels == [1, 0]
+    with pytest.raises(ValueError, match=r"dev.json: label must hold integer class ids, got 'positive'; pass "
+                                         r"label_names=\[...\] with the class names in id order"):
+        ProbeSet.from_json(tmp_path / "dev.json")
