@@ -28,7 +28,8 @@ from .metrics import (
     word_units,
 )
 from .rollout import layer_attention, rollout
-from .trace import EDGE_LABELS, ComparisonTrace, Trace, compare_trace, trace
+from .trace import EDGE_LABELS, TRACE_MODES, ComparisonTrace, Trace, compare_trace, trace
+from .view import TOKEN_ROLES, drop_targets, keep_mask, kept_mass, mass_by_role, token_roles, word_view
 
 __all__ = [
     "CHANGE_MEASURES",
@@ -36,17 +37,23 @@ __all__ = [
     "METRIC_NAMES",
     "PATTERN_CLASSES",
     "PATTERN_THRESHOLDS",
+    "TOKEN_ROLES",
+    "TRACE_MODES",
     "ComparisonTrace",
     "Trace",
     "attention_flow",
     "attention_flow_bounds",
     "compare_trace",
+    "drop_targets",
     "head_change",
     "head_cosine_similarity",
     "head_entropy",
     "head_js_divergence",
     "head_metrics",
+    "keep_mask",
+    "kept_mass",
     "layer_attention",
+    "mass_by_role",
     "merge_word_pieces",
     "most_changed_heads",
     "pattern_class",
@@ -54,7 +61,9 @@ __all__ = [
     "prediction_flips",
     "rollout",
     "summary_timeline_change",
+    "token_roles",
     "trace",
     "uniform_entropy",
     "word_units",
+    "word_view",
 ]
