@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import _checks
-from .metrics import PUNCTUATION, _is_punctuation, word_units
+from .metrics import PUNCTUATION, _is_punctuation, merge_word_pieces, word_units
 
 SPECIAL_TOKENS = frozenset(
     {"[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]", "<s>", "</s>", "<pad>", "<unk>", "<mask>", "<eos>", "<bos>",
@@ -164,8 +164,6 @@ def word_view(attn, word_ids: Sequence[int | None], keep) -> tuple[np.ndarray, n
     """
     array, keep = _inputs(attn, keep)
     units = word_units(list(word_ids))
-    from .metrics import merge_word_pieces
-
     merged = merge_word_pieces(drop_targets(array, keep), word_ids)
     return merged, np.array([bool(keep[unit].any()) for unit in units])
 
