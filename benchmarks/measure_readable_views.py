@@ -129,20 +129,30 @@ def main(argv=None) -> int:
         return 0
     print(f"run {run.run_dir.name}: {run.num_examples} examples, steps {steps[0]} and {steps[-1]}, tau {TAU}, "
           "means over examples; shares of each method's mass\n")
-    columns = [("rollout_content", "rollout: content"), ("rollout_sentiment", "rollout: sentiment"),
-               ("trace_reaches_content", "trace reaches a word"), ("trace_edge_content", "trace edges: content"),
-               ("trace_influence_content", "trace infl.: content"), ("trace_edges", "trace edges"),
-               ("head_trace_reaches_content", "per-head trace reaches"),
-               ("head_trace_influence_content", "per-head infl.: content"), ("head_trace_edges", "per-head edges")]
-    print("| option | " + " | ".join(title for _, title in columns) + " |")
-    print("|---|" + "---|" * len(columns))
-    for option in OPTIONS:
-        cells = []
-        for key, _ in columns:
-            first, last = results[(steps[0], option)][key], results[(steps[1], option)][key]
-            fmt = "{:.1f}" if key.endswith("edges") else "{:.3f}"
-            cells.append(f"{fmt.format(first)} -> {fmt.format(last)}")
-        print(f"| {option} | " + " | ".join(cells) + " |")
+    tables = [
+        ("Token influence: [CLS] rollout row at the top layer (residual)",
+         [("rollout_cls", "on [CLS]"), ("rollout_content", "on content words"),
+          ("rollout_sentiment", "on sentiment words")]),
+        (f"Flow: trace from [CLS], head average, tau {TAU}",
+         [("trace_reaches_content", "examples reaching a word"), ("trace_edge_content", "edge weight on words"),
+          ("trace_influence_content", "influence on words"), ("trace_influence_sentiment", "on sentiment words"),
+          ("trace_edges", "edges")]),
+        (f"Flow: per-head graph (any head passes tau {TAU})",
+         [("head_trace_reaches_content", "examples reaching a word"), ("head_trace_edge_content", "edge weight on words"),
+          ("head_trace_influence_content", "influence on words"), ("head_trace_edges", "edges")]),
+    ]
+    for title, columns in tables:
+        print(f"{title}, step {steps[0]} -> {steps[1]}\n")
+        print("| option | " + " | ".join(name for _, name in columns) + " |")
+        print("|---|" + "---|" * len(columns))
+        for option in OPTIONS:
+            cells = []
+            for key, _ in columns:
+                first, last = results[(steps[0], option)][key], results[(steps[1], option)][key]
+                fmt = "{:.1f}" if key.endswith("edges") else "{:.3f}"
+                cells.append(f"{fmt.format(first)} -> {fmt.format(last)}")
+            print(f"| {option} | " + " | ".join(cells) + " |")
+        print()
     return 0
 
 

@@ -29,7 +29,7 @@ from .metrics import (
 )
 from .rollout import layer_attention, rollout
 from .trace import EDGE_LABELS, TRACE_MODES, ComparisonTrace, Trace, compare_trace, trace
-from .view import TOKEN_ROLES, drop_targets, keep_mask, kept_mass, mass_by_role, token_roles, word_view
+from .view import TOKEN_ROLES, VIEW_DEFAULTS, View, apply_view, drop_targets, keep_mask, kept_mass, mass_by_role, token_roles, word_view
 
 __all__ = [
     "CHANGE_MEASURES",
@@ -39,8 +39,11 @@ __all__ = [
     "PATTERN_THRESHOLDS",
     "TOKEN_ROLES",
     "TRACE_MODES",
+    "VIEW_DEFAULTS",
+    "View",
     "ComparisonTrace",
     "Trace",
+    "apply_view",
     "attention_flow",
     "attention_flow_bounds",
     "compare_trace",

@@ -16,6 +16,7 @@ only its residual term, and a trace stops there. :func:`kept_mass` tells how muc
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,6 +34,31 @@ EMPTY_ROW_MASS = 1e-9
 
 TOKEN_ROLES = ("special", "punctuation", "content")
 """What :func:`token_roles` calls each position."""
+
+VIEW_DEFAULTS = {"drop_special": True, "drop_punctuation": True, "words": True}
+"""The view the tab opens with, chosen by measurement on the real MiniLM (docs/frontend.md, "Readable
+views"): with these, every default trace from [CLS] reaches content words, before and after training."""
+
+
+@dataclass(frozen=True)
+class View:
+    """Attention as a view shows it (:func:`apply_view`).
+
+    Attributes:
+        attention: float64 ``[..., U, U]``: the transformed attention over ``U`` units (tokens, or words).
+        labels: ``U`` unit strings (tokens, or word pieces joined).
+        roles: ``U`` roles (:data:`TOKEN_ROLES`) of the units.
+        keep: bool ``[U]``: units shown as targets.
+        units: token positions of each unit.
+        hidden_mass: float64 ``[..., T]``: per token row, the share of raw attention the view hides.
+    """
+
+    attention: np.ndarray
+    labels: list[str]
+    roles: list[str]
+    keep: np.ndarray
+    units: list[np.ndarray]
+    hidden_mass: np.ndarray
 
 
 def token_roles(tokens: Sequence[str], word_ids: Sequence[int | None] | None = None) -> list[str]:
@@ -166,6 +192,43 @@ def word_view(attn, word_ids: Sequence[int | None], keep) -> tuple[np.ndarray, n
     units = word_units(list(word_ids))
     merged = merge_word_pieces(drop_targets(array, keep), word_ids)
     return merged, np.array([bool(keep[unit].any()) for unit in units])
+
+
+def apply_view(
+    attn,
+    tokens: Sequence[str],
+    word_ids: Sequence[int | None] | None = None,
+    *,
+    drop_special: bool = VIEW_DEFAULTS["drop_special"],
+    drop_punctuation: bool = VIEW_DEFAULTS["drop_punctuation"],
+    words: bool = VIEW_DEFAULTS["words"],
+) -> View:
+    """One call for a view route: keep mask, :func:`drop_targets`, and (with ``words``) :func:`word_view`.
+
+    When every token would be dropped (an input of special tokens only), nothing is dropped.
+    ``words`` needs ``word_ids``; without them the units stay tokens.
+
+    Example:
+        >>> import numpy as np
+        >>> view = apply_view(np.full((1, 1, 4, 4), 0.25), ["[CLS]", "good", "##ish", "[SEP]"], [None, 0, 0, None])
+        >>> view.labels, view.keep.tolist(), view.attention[0, 0, 1].tolist()
+        (['[CLS]', 'goodish', '[SEP]'], [False, True, False], [0.0, 1.0, 0.0])
+    """
+    tokens = [str(token) for token in tokens]
+    roles = token_roles(tokens, word_ids)
+    keep = keep_mask(tokens, word_ids, drop_special=drop_special, drop_punctuation=drop_punctuation)
+    if not keep.any():
+        keep = np.ones(len(tokens), dtype=bool)
+    array, keep = _inputs(attn, keep)
+    hidden = 1.0 - np.clip(kept_mass(array, keep) / np.maximum(array.sum(axis=-1), 1e-12), 0.0, 1.0)
+    if words and word_ids is not None:
+        units = word_units(list(word_ids))
+        merged, kept_units = word_view(array, word_ids, keep)
+        labels = ["".join(t[2:] if k and t.startswith("##") else t for k, t in enumerate(tokens[p] for p in unit))
+                  for unit in units]
+        return View(merged, labels, [roles[int(u[0])] for u in units], kept_units, units, hidden)
+    units = [np.array([position]) for position in range(len(tokens))]
+    return View(drop_targets(array, keep), tokens, roles, keep, units, hidden)
 
 
 def mass_by_role(values, roles: Sequence[str]) -> dict[str, float]:

@@ -97,3 +97,23 @@ def test_bad_input_names_the_argument(attn, keep, message):
 def test_word_ids_of_the_wrong_length_are_refused():
     with pytest.raises(ValueError, match="word_ids must hold one id per token"):
         token_roles(TOKENS, WORD_IDS[:-1])
+
+
+def test_apply_view_gives_a_route_everything_it_draws():
+    from attnflows_callback.analysis.view import VIEW_DEFAULTS, apply_view
+
+    attn = random_attention(np.random.default_rng(3), 2, 2, len(TOKENS))
+    view = apply_view(attn, TOKENS, WORD_IDS)  # the defaults: special and punctuation dropped, words merged
+    assert VIEW_DEFAULTS == {"drop_special": True, "drop_punctuation": True, "words": True}
+    assert view.labels == ["[CLS]", "not", "soggyish", ",", "fine", "[SEP]"]
+    assert view.roles == ["special", "content", "content", "punctuation", "content", "special"]
+    assert view.keep.tolist() == [False, True, True, False, True, False]
+    np.testing.assert_allclose(view.attention, word_view(attn, WORD_IDS, keep_mask(TOKENS, WORD_IDS,
+                                                                                  drop_punctuation=True))[0])
+    hidden = 1 - attn[..., [1, 2, 3, 5]].sum(-1)
+    np.testing.assert_allclose(view.hidden_mass, hidden)
+    tokens_only = apply_view(attn, TOKENS, WORD_IDS, drop_punctuation=False, words=False)
+    assert tokens_only.labels == TOKENS and tokens_only.attention.shape == attn.shape
+    # an input of special tokens only: nothing left to drop to, so nothing is dropped
+    special_only = apply_view(np.full((1, 1, 2, 2), 0.5), ["[CLS]", "[SEP]"], [None, None])
+    assert special_only.keep.tolist() == [True, True]
