@@ -66,6 +66,9 @@ def aggregate_run(
                              f"got {value}")
     step = int(step)
     stream = stream or run.default_stream
+    if stream in ("decoder", "cross"):  # influence is traced over the input tokens
+        raise ValueError(f"stream must be one of {[s for s in run.streams if s not in ('decoder', 'cross')]} "
+                         f"(self-attention over the input), got {stream!r}")
     before_predictions, after_predictions = run.predictions(reference_step), run.predictions(step)
     chosen = select_examples(selection, num_examples=run.num_examples, labels=run.labels,
                              predictions_before=before_predictions, predictions_after=after_predictions)

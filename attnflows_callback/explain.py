@@ -90,6 +90,10 @@ def explain_flip(
         raise ValueError(f"step {step} is the first snapshot: nothing before it to compare with; pick a later step")
     after_index = steps.index(step)
     before_step = steps[after_index - 1]
+    stream = stream or run.default_stream
+    if stream in ("decoder", "cross"):
+        raise ValueError(f"explain traces self-attention over the input; stream must be one of "
+                         f"{[s for s in run.streams if s not in ('decoder', 'cross')]}, got {stream!r}")
     tokens = run.tokens(example)
     raw_word_ids = run.word_ids(example)
     word_ids = None if raw_word_ids is None else [None if w < 0 else int(w) for w in raw_word_ids]

@@ -92,3 +92,15 @@ def test_run_aggregate_from_step_zero_reads_stored_summaries_when_there(tmp_path
                                rtol=1e-6)
     with pytest.raises(ValueError, match="step must be one of the run's snapshots"):
         aggregate_run(run, 5)
+
+
+def test_encoder_decoder_runs_aggregate_over_the_encoder_and_refuse_cross_attention(tmp_path):
+    from tests.helpers import write_run
+
+    run = open_run(write_run(tmp_path / "t5", steps=(0, 10), family="t5", labels=None))
+    result = aggregate_run(run, 10)
+    assert result["count"] == run.num_examples and len(result["heads"]["js"]["mean"]) == 2
+    with pytest.raises(ValueError, match=r"stream must be one of \['encoder'\]"):
+        aggregate_run(run, 10, stream="cross")
+    with pytest.raises(ValueError, match="needs predictions at both snapshots"):
+        aggregate_run(run, 10, selection="flipped")
