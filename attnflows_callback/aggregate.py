@@ -29,7 +29,8 @@ def aggregate_run(
         run: an open :class:`~attnflows_callback.reader.Run`.
         step: the snapshot to compare.
         reference_step: the snapshot to compare with (default: the run's first, the pre-trained model).
-        selection: ``"all"``, ``"class:K"`` or ``"flipped"`` (:func:`~attnflows_callback.analysis.aggregate.select_examples`;
+        selection: ``"all"``, ``"class:K"`` or ``"flipped"``
+            (:func:`~attnflows_callback.analysis.aggregate.select_examples`;
             "flipped" compares the predictions at ``reference_step`` and ``step``).
         stream: attention stream (default: the first).
         drop_special, drop_punctuation: the view (:mod:`~attnflows_callback.analysis.view`) under

@@ -70,7 +70,9 @@ def special_mass(attention: Sequence[np.ndarray], special: Sequence[np.ndarray])
         [0.5]
     """
     if len(attention) != len(special) or not attention:
-        raise ValueError(f"attention and special must hold one entry per example, got {len(attention)} and {len(special)}")
+        raise ValueError(
+            f"attention and special must hold one entry per example, got {len(attention)} and {len(special)}"
+        )
     per_example = []
     for weights, mask in zip(attention, special):
         mask = np.asarray(mask, dtype=bool)

@@ -138,7 +138,8 @@ def main(argv=None) -> int:
           ("trace_influence_content", "influence on words"), ("trace_influence_sentiment", "on sentiment words"),
           ("trace_edges", "edges")]),
         (f"Flow: per-head graph (any head passes tau {TAU})",
-         [("head_trace_reaches_content", "examples reaching a word"), ("head_trace_edge_content", "edge weight on words"),
+         [("head_trace_reaches_content", "examples reaching a word"),
+          ("head_trace_edge_content", "edge weight on words"),
           ("head_trace_influence_content", "influence on words"), ("head_trace_edges", "edges")]),
     ]
     for title, columns in tables:
