@@ -57,7 +57,8 @@ def aggregate_run(
     from .analysis import head_cosine_similarity, head_js_divergence, rollout
     from .analysis.aggregate import influence_by_role, influence_by_word, mean_over_examples, select_examples
     from .analysis.metrics import word_units
-    from .analysis.view import drop_targets, keep_mask, token_roles
+    from .analysis.view import drop_targets, keep_mask, token_roles, unit_labels
+    from .explain import classification_source
 
     steps = [int(s) for s in run.steps]
     reference_step = steps[0] if reference_step is None else int(reference_step)
@@ -109,15 +110,14 @@ def aggregate_run(
     roles_list, words_list, word_roles = [], [], []
     for i in chosen.tolist():
         tokens = run.tokens(i)
-        raw_ids = run.word_ids(i)
-        ids = None if raw_ids is None else [None if w < 0 else int(w) for w in raw_ids]
+        ids = run.word_ids(i)  # -1 marks special tokens, as the analysis functions expect
         roles = token_roles(tokens, ids)
         keep = keep_mask(tokens, ids, drop_special=drop_special, drop_punctuation=drop_punctuation)
         units = word_units(ids) if ids is not None else [np.array([p]) for p in range(len(tokens))]
         roles_list.append(roles)
-        words_list.append([_word(tokens, unit) for unit in units])
+        words_list.append([label.lower() for label in unit_labels(tokens, units)])
         word_roles.append([roles[int(unit[0])] for unit in units])
-        source_position = 0 if run.meta.get("classification_position", "first") == "first" else len(tokens) - 1
+        source_position = classification_source(run, i)
         for label, at in compared:
             attn = attention(i, at)
             if keep.any() and not keep.all():
@@ -149,8 +149,3 @@ def aggregate_run(
         "influence_by_role": by_role,
         "words": words[:top_words],
     }
-
-
-def _word(tokens: list[str], unit: np.ndarray) -> str:
-    pieces = [tokens[int(p)] for p in unit]
-    return "".join(p[2:] if k and p.startswith("##") else p for k, p in enumerate(pieces)).lower()

@@ -65,7 +65,7 @@ def explain_flip(
     """
     from .analysis import prediction_flips
     from .analysis.explain import explain_change
-    from .analysis.view import keep_mask, token_roles
+    from .analysis.view import keep_mask, token_roles, unit_labels
 
     if isinstance(example, bool) or not isinstance(example, (int, np.integer)) or not 0 <= example < run.num_examples:
         raise IndexError(f"example must be an integer in [0, {run.num_examples}), got {example!r}")
@@ -95,14 +95,13 @@ def explain_flip(
         raise ValueError(f"explain traces self-attention over the input; stream must be one of "
                          f"{[s for s in run.streams if s not in ('decoder', 'cross')]}, got {stream!r}")
     tokens = run.tokens(example)
-    raw_word_ids = run.word_ids(example)
-    word_ids = None if raw_word_ids is None else [None if w < 0 else int(w) for w in raw_word_ids]
+    word_ids = run.word_ids(example)  # -1 marks special tokens, as the analysis functions expect
     keep = None
     if drop_special or drop_punctuation:
         keep = keep_mask(tokens, word_ids, drop_special=drop_special, drop_punctuation=drop_punctuation)
         if not keep.any():
             keep = None
-    source = 0 if run.meta.get("classification_position", "first") == "first" else len(tokens) - 1
+    source = classification_source(run, example)
     result = explain_change(
         run.attention(example, before_step, stream).astype(np.float64),
         run.attention(example, step, stream).astype(np.float64),
@@ -113,9 +112,9 @@ def explain_flip(
     probabilities = [run.probabilities(s)[example] for s in (before_step, step)]
     roles = token_roles(tokens, word_ids)
     words = []
-    for index, unit in enumerate(result.units):
+    for index, (unit, text) in enumerate(zip(result.units, unit_labels(tokens, result.units))):
         words.append({
-            "word": _join_pieces([tokens[p] for p in unit]),
+            "word": text,
             "positions": unit.tolist(),
             "role": roles[int(unit[0])],
             "shown": bool(keep is None or keep[unit].any()),
@@ -243,8 +242,9 @@ def explain_command(args) -> int:
     return 0
 
 
-def _join_pieces(pieces: list[str]) -> str:
-    return "".join(piece[2:] if k and piece.startswith("##") else piece for k, piece in enumerate(pieces))
+def classification_source(run, example: int) -> int:
+    """Position of the classification token of ``example``: first (BERT's [CLS]) or last (decoder-only models)."""
+    return 0 if run.meta.get("classification_position", "first") == "first" else run.length(example) - 1
 
 
 def _short_list(values: list[int]) -> str:

@@ -88,8 +88,7 @@ def special_masks(tokens: Sequence[Sequence[str]], word_ids: Sequence[Sequence[i
 
     masks = []
     for k, row in enumerate(tokens):
-        ids = None if word_ids is None else [None if w is None or w < 0 else w for w in word_ids[k]]
-        masks.append(np.asarray(token_roles(row, ids)) == "special")
+        masks.append(np.asarray(token_roles(row, None if word_ids is None else word_ids[k])) == "special")
     return masks
 
 

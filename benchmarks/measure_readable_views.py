@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from attnflows_callback import open_run  # noqa: E402
 from attnflows_callback.analysis import rollout, trace  # noqa: E402
 from attnflows_callback.analysis.metrics import word_units  # noqa: E402
-from attnflows_callback.analysis.view import drop_targets, keep_mask, token_roles, word_view  # noqa: E402
+from attnflows_callback.analysis.view import drop_targets, keep_mask, token_roles, unit_labels, word_view  # noqa: E402
 
 OPTIONS = ("raw", "drop special", "drop special+punct", "words (drop special+punct)")
 TAU = 0.1
@@ -47,23 +47,22 @@ def sentiment_positions(run, example: int, records: dict) -> np.ndarray:
     if record is None or word_ids is None:
         return marks
     wanted = {w.lower() for w in record.get("sentiment_words", [])}
-    for unit in word_units([None if w < 0 else int(w) for w in word_ids]):
-        word = "".join(tokens[p].removeprefix("##") for p in unit).lower()
-        if word in wanted:
+    units = word_units(word_ids)
+    for unit, word in zip(units, unit_labels(tokens, units)):
+        if word.lower() in wanted:
             marks[unit] = True
     return marks
 
 
 def view(attn: np.ndarray, tokens, word_ids, option: str):
     """(attention under ``option``, roles per position, sentiment marks mapper)."""
-    ids = [None if w < 0 else int(w) for w in word_ids]
-    roles = np.asarray(token_roles(tokens, ids))
+    roles = np.asarray(token_roles(tokens, word_ids))
     if option == "raw":
         return attn, roles, None
-    keep = keep_mask(tokens, ids, drop_special=True, drop_punctuation=option != "drop special")
+    keep = keep_mask(tokens, word_ids, drop_special=True, drop_punctuation=option != "drop special")
     if option.startswith("words"):
-        merged, _ = word_view(attn, ids, keep)
-        units = word_units(ids)
+        merged, _ = word_view(attn, word_ids, keep)
+        units = word_units(word_ids)
         return merged, np.asarray([roles[u[0]] for u in units]), units
     return drop_targets(attn, keep), roles, None
 

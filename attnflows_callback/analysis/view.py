@@ -224,11 +224,24 @@ def apply_view(
     if words and word_ids is not None:
         units = word_units(list(word_ids))
         merged, kept_units = word_view(array, word_ids, keep)
-        labels = ["".join(t[2:] if k and t.startswith("##") else t for k, t in enumerate(tokens[p] for p in unit))
-                  for unit in units]
-        return View(merged, labels, [roles[int(u[0])] for u in units], kept_units, units, hidden)
+        return View(merged, unit_labels(tokens, units), [roles[int(u[0])] for u in units], kept_units, units, hidden)
     units = [np.array([position]) for position in range(len(tokens))]
     return View(drop_targets(array, keep), tokens, roles, keep, units, hidden)
+
+
+def unit_labels(tokens: Sequence[str], units: Sequence[np.ndarray]) -> list[str]:
+    """A readable string per unit: its pieces joined, without sub-word markers.
+
+    Example:
+        >>> unit_labels(["[CLS]", "soggy", "##ish", "Ġgood"], [[0], [1, 2], [3]])
+        ['[CLS]', 'soggyish', 'good']
+    """
+    labels = []
+    for unit in units:
+        pieces = [str(tokens[int(p)]) for p in unit]
+        first = pieces[0][1:] if pieces[0][:1] in ("Ġ", "▁") and len(pieces[0]) > 1 else pieces[0]
+        labels.append(first + "".join(p[2:] if p.startswith("##") else p for p in pieces[1:]))
+    return labels
 
 
 def mass_by_role(values, roles: Sequence[str]) -> dict[str, float]:
