@@ -32,7 +32,14 @@ sys.path.insert(0, str(ROOT))
 from attnflows_callback import open_run  # noqa: E402
 from attnflows_callback.analysis import rollout, trace  # noqa: E402
 from attnflows_callback.analysis.metrics import word_units  # noqa: E402
-from attnflows_callback.analysis.view import drop_targets, keep_mask, token_roles, unit_labels, word_view  # noqa: E402
+from attnflows_callback.analysis.view import (  # noqa: E402
+    drop_targets,
+    keep_mask,
+    kept_mass,
+    token_roles,
+    unit_labels,
+    word_view,
+)
 
 OPTIONS = ("raw", "drop special", "drop special+punct", "words (drop special+punct)")
 TAU = 0.1
@@ -121,7 +128,14 @@ def main(argv=None) -> int:
                 marks = sentiment_positions(run, i, records)
                 if units is not None:
                     marks = np.asarray([bool(marks[u].any()) for u in units])
-                rows.append(measure(attn, roles, marks))
+                row = measure(attn, roles, marks)
+                raw = run.attention(i, step).astype(np.float64)
+                keep = keep_mask(tokens, word_ids, drop_special=option != "raw",
+                                 drop_punctuation=option not in ("raw", "drop special"))
+                # what the legend must admit to: the share of each raw row the view hides (rows of stored
+                # attention sum to 1 only within quantisation, so divide by the row's own sum)
+                row["hidden_mass"] = float(1.0 - (kept_mass(raw, keep) / raw.sum(axis=-1)).mean())
+                rows.append(row)
             results[(step, option)] = {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
     if args.json:
         print(json.dumps([{"step": s, "option": o, **v} for (s, o), v in results.items()], indent=1))
@@ -130,7 +144,7 @@ def main(argv=None) -> int:
           "means over examples; shares of each method's mass\n")
     tables = [
         ("Token influence: [CLS] rollout row at the top layer (residual)",
-         [("rollout_cls", "on [CLS]"), ("rollout_content", "on content words"),
+         [("hidden_mass", "raw attention hidden by the view"), ("rollout_cls", "on [CLS]"), ("rollout_content", "on content words"),
           ("rollout_sentiment", "on sentiment words")]),
         (f"Flow: trace from [CLS], head average, tau {TAU}",
          [("trace_reaches_content", "examples reaching a word"), ("trace_edge_content", "edge weight on words"),
