@@ -81,3 +81,15 @@ def test_pure_explanation_checks_its_inputs():
         explain_change(np.full((1, 1, 2, 2), 0.5), np.full((1, 1, 3, 3), 1 / 3))
     with pytest.raises(ValueError, match="word_ids must hold one id per token"):
         explain_change(np.full((1, 1, 2, 2), 0.5), np.full((1, 1, 2, 2), 0.5), word_ids=[None])
+
+
+def test_a_recorded_run_explains_with_its_tokenizer_words(tmp_path):
+    from tests.helpers import write_run
+
+    run = open_run(write_run(tmp_path / "run", steps=(0, 10)))
+    result = explain_flip(run, 0, step=10, mode="any_head", drop_punctuation=True)
+    assert [w["word"] for w in result["words"]] == run.tokens(0)  # one piece per word in this sentence
+    assert len(result["heads"]) == run.num_layers * run.num_heads
+    assert all(set(edge["heads"]) <= set(range(run.num_heads)) and edge["heads"] for edge in result["edges_gained"])
+    shown = [w["word"] for w in result["words"] if w["shown"]]
+    assert "[CLS]" not in shown and "[SEP]" not in shown
