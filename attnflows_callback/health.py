@@ -129,6 +129,8 @@ class AttentionHealth:
     """
 
     def __init__(self, special: Sequence[np.ndarray], *, warn: bool = False, thresholds: dict | None = None):
+        if not isinstance(warn, bool):
+            raise TypeError(f"health_warnings must be True or False, got {warn!r}")
         unknown = sorted(set(thresholds or {}) - set(HEALTH_THRESHOLDS))
         if unknown:
             raise ValueError(f"thresholds may set {sorted(HEALTH_THRESHOLDS)}, got {unknown}")
@@ -140,7 +142,18 @@ class AttentionHealth:
 
     def observe(self, step: int, attention: dict[str, list[np.ndarray]], summaries: dict[str, dict],
                 reference: dict[str, list[np.ndarray]] | None) -> dict[str, float]:
-        """Scalars for this snapshot (names under ``health/``); warns when ``warn`` and a threshold is crossed."""
+        """Scalars for this snapshot (names under ``health/``); warns when ``warn`` and a threshold is crossed.
+
+        A failure here is logged and yields no scalars: health is a diagnostic, it must never stop
+        the recording (the writer thread stops recording on any exception).
+        """
+        try:
+            return self._observe(step, attention, summaries, reference)
+        except Exception as err:  # noqa: BLE001 - see above
+            logger.warning("attnflows health: no health scalars at step %d (%s: %s)", step, type(err).__name__, err)
+            return {}
+
+    def _observe(self, step, attention, summaries, reference) -> dict[str, float]:
         scalars: dict[str, float] = {}
         for stream, per_example in attention.items():
             entropy = summaries.get(stream, {}).get("entropy")

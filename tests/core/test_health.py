@@ -106,3 +106,13 @@ def test_recorder_logs_health_scalars_and_warns_when_a_head_collapses(tmp_path, 
     collapsed = {event.step: float(tensor_util.make_ndarray(event.tensor_proto))
                  for event in multiplexer.Tensors(run, "attnflows/health/collapsed_heads/layer_01")}
     assert collapsed[0] == 0.0 and collapsed[10] >= 1.0
+
+
+def test_a_failing_health_check_is_logged_and_never_raises(caplog):
+    caplog.set_level(logging.WARNING, logger=HEALTH_LOGGER)
+    health = AttentionHealth([np.array([True, False])])
+    broken = {"self": {"entropy": np.zeros((2, 1, 1))}}  # two examples of entropy, one of attention
+    assert health.observe(3, {"self": [np.full((1, 1, 2, 2), 0.5)]}, broken, None) == {}
+    assert "no health scalars at step 3" in caplog.text
+    with pytest.raises(TypeError, match="health_warnings must be True or False"):
+        AttentionHealth([], warn="yes")
