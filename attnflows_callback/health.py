@@ -102,6 +102,8 @@ def crossed(now, start, thresholds: dict | None = None) -> dict[str, np.ndarray]
     """
     limits = {**HEALTH_THRESHOLDS, **(thresholds or {})}
     now, start = np.asarray(now, dtype=np.float64), np.asarray(start, dtype=np.float64)
+    if now.ndim != 2 or now.shape != start.shape:
+        raise ValueError(f"now and start must be [layers, heads] of the same shape, got {now.shape} and {start.shape}")
     with np.errstate(invalid="ignore"):
         return {
             "collapsed": (now <= limits["collapsed"]) & (start > limits["collapsed"]),

@@ -51,6 +51,8 @@ def test_a_head_counts_as_crossed_only_when_it_crossed_since_step_zero():
     flags = crossed([[0.05, 0.05, 0.95, 0.95]], [[0.5, 0.1, 0.5, 0.95]])
     assert flags["collapsed"].tolist() == [[True, False, False, False]]  # the second was already one-hot
     assert flags["spread"].tolist() == [[False, False, True, False]]  # the fourth was already uniform
+    with pytest.raises(ValueError, match="now and start must be"):
+        crossed([[0.1]], [[0.1, 0.2]])
 
 
 def test_warnings_fire_once_per_head_and_only_when_asked(caplog):
