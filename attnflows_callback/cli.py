@@ -2,6 +2,7 @@
 
     attnflows summary RUN_DIR                 steps, probe accuracy, most-changed heads, flipped examples
     attnflows export RUN_DIR --format npz     attention, tokens, logits and summaries for other tools
+    attnflows explain RUN_DIR --example I     why an example's prediction flipped (see explain.py)
     attnflows demo                            fine-tune MiniLM at three learning rates, then start TensorBoard
     attnflows verify RUN_DIR --checkpoint P   recompute a snapshot from a saved checkpoint (exit 1 if it differs)
 
@@ -145,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-train", action="store_true", help="skip the sweep: only serve what the logdir holds")
     demo.add_argument("--no-serve", action="store_true", help="run the sweep, then exit without TensorBoard")
     demo.set_defaults(handler=demo_command)
+
+    from .explain import add_parser as add_explain_parser  # the command's logic lives in explain.py
+
+    add_explain_parser(commands, HelpFormatter)
     return parser
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .capture import ProbeCapture, ProbePass, Reduction, fed_input_names, is_decoder_only, is_sharded
+from .health import AttentionHealth, special_masks
 from .probe import DEFAULT_MAX_LENGTH, ProbeSet, TokenizedProbe
 from .store import DEFAULT_ENCODING, ENCODINGS, SNAPSHOT_KINDS, RunWriter
 from .tensorboard_log import TensorBoardLog, layer_scalars
@@ -55,6 +56,10 @@ class AttentionRecorder:
         head_importance: also store the gradient-based head importance of Michel et al.
             (2019) per example and head when the probe set has labels (one backward pass
             through the probe batches; parameter gradients are never touched).
+        health_warnings: warn in the training log (logger ``attnflows_callback.health``) when a
+            head's attention collapses to one token or spreads out to uniform since step 0, or a
+            layer's mass on special tokens rises (thresholds in docs/analysis.md). The health
+            scalars go to TensorBoard either way (with ``tensorboard``).
         sharded: True when every other rank makes this recorder's probe passes alongside it,
             which the Lightning callback arranges under FSDP. Without it, a model whose
             parameters FSDP shards across ranks is refused: a probe pass on one rank alone
@@ -107,6 +112,7 @@ class AttentionRecorder:
         rows: str = "all",
         top_k: int | None = None,
         head_importance: bool = False,
+        health_warnings: bool = False,
         sharded: bool = False,
     ):
         if not sharded and is_sharded(model):
@@ -159,6 +165,7 @@ class AttentionRecorder:
         self._stopped = False
         self._closed = False
         self._tensorboard = TensorBoardLog(self.run_dir) if tensorboard else None
+        self._health = AttentionHealth(special_masks(probe.tokens, probe.word_ids), warn=health_warnings)
         if self._tensorboard is not None and self.hparams:
             self._tensorboard.hparams(self.hparams)
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
@@ -313,8 +320,10 @@ class AttentionRecorder:
             epoch=epoch,
             wall_time=wall_time,
         )
-        if self._tensorboard is not None:
-            self._tensorboard.scalars(step, layer_scalars(summaries, accuracy))
+        if self._tensorboard is not None or self._health.warn:
+            health = self._health.observe(step, capture.attention, summaries, self._reference)
+            if self._tensorboard is not None:
+                self._tensorboard.scalars(step, {**layer_scalars(summaries, accuracy), **health})
 
     def _load_reference(self) -> dict[str, list[np.ndarray]] | None:
         from .reader import open_run

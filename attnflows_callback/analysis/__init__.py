@@ -16,7 +16,7 @@ from .._lazy import lazy_attributes
 # rollout and trace are cheap (numpy only) and share their names with their submodules, so
 # they are bound now: a later `from .rollout import ...` must not leave the module in their place.
 from .rollout import layer_attention, rollout, rollout_edges  # noqa: E402
-from .trace import EDGE_LABELS, ComparisonTrace, Trace, compare_trace, trace  # noqa: E402
+from .trace import EDGE_LABELS, TRACE_MODES, ComparisonTrace, Trace, compare_trace, trace  # noqa: E402
 
 # public name -> the submodule that defines it (scipy-backed: loaded on first use)
 _LAZY = {
@@ -39,9 +39,19 @@ _LAZY = {
     "pattern_scores": "metrics",
     "uniform_entropy": "metrics",
     "word_units": "metrics",
+    "TOKEN_ROLES": "view",
+    "VIEW_DEFAULTS": "view",
+    "View": "view",
+    "apply_view": "view",
+    "drop_targets": "view",
+    "keep_mask": "view",
+    "kept_mass": "view",
+    "mass_by_role": "view",
+    "token_roles": "view",
+    "word_view": "view",
 }
 
-__all__ = sorted([*_LAZY, "layer_attention", "rollout", "rollout_edges", "EDGE_LABELS", "ComparisonTrace", "Trace",
+__all__ = sorted([*_LAZY, "layer_attention", "rollout", "rollout_edges", "EDGE_LABELS", "TRACE_MODES", "ComparisonTrace", "Trace",
                   "compare_trace", "trace"])
 
 

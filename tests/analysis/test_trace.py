@@ -115,3 +115,82 @@ def test_compare_trace_names_the_bad_argument():
     bad[0, 0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="attn_b must be finite"):
         compare_trace(np.full((2, 1, 4, 4), 0.25), bad, source=0)
+
+
+def reference_head_trace(attn, source, layer, tau, heads):
+    """Plain loops: an edge when any selected head passes tau; mass only through passing heads."""
+    layers, n_heads, tokens, _ = attn.shape
+    heads = list(range(n_heads)) if heads is None else heads
+    layer = layers - 1 if layer is None else layer
+    reached, edges, mass, best = {source}, [], {source: 1.0}, {source: 1.0}
+    for current in range(layer, -1, -1):
+        next_reached, new_mass, new_best = set(), {}, {}
+        for j in sorted(reached):
+            for k in range(tokens):
+                passing = [h for h in heads if attn[current, h, j, k] >= tau]
+                if not passing:
+                    continue
+                weight = max(attn[current, h, j, k] for h in heads)
+                edges.append((current, j, k, weight, tuple(passing)))
+                next_reached.add(k)
+                carried = sum(attn[current, h, j, k] for h in passing) / len(heads)
+                new_mass[k] = new_mass.get(k, 0.0) + mass.get(j, 0.0) * carried
+                new_best[k] = max(new_best.get(k, 0.0), best.get(j, 0.0) * weight)
+        reached, mass, best = next_reached, new_mass, new_best
+    return edges, [mass.get(k, 0.0) for k in range(tokens)], [best.get(k, 0.0) for k in range(tokens)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("layer, tau, heads", [(None, 0.3, None), (1, 0.2, [0, 2]), (0, 0.5, [1])])
+def test_per_head_trace_matches_plain_loop_reference(seed, layer, tau, heads):
+    rng = np.random.default_rng(seed)
+    attn = random_attention(rng, 3, 3, 6)
+    source = int(rng.integers(6))
+    result = trace(attn, source=source, layer=layer, tau=tau, heads=heads, mode="any_head")
+    edges, influence, strongest = reference_head_trace(attn, source, layer, tau, heads)
+    selected = list(range(3)) if heads is None else heads
+    assert result.mode == "any_head" and result.heads.tolist() == selected
+    assert [tuple(edge)[:3] for edge in result.edges.tolist()] == [edge[:3] for edge in edges]
+    np.testing.assert_allclose(result.edges["weight"], [edge[3] for edge in edges])
+    passing = [tuple(np.asarray(selected)[row].tolist()) for row in result.edge_heads]
+    assert passing == [edge[4] for edge in edges]
+    np.testing.assert_allclose(result.influence, influence, atol=1e-12)
+    np.testing.assert_allclose(result.strongest_path, strongest, atol=1e-12)
+    assert result.influence.sum() <= 1 + 1e-12
+
+
+def test_per_head_trace_contains_the_mean_trace_and_equals_it_for_one_head():
+    rng = np.random.default_rng(7)
+    attn = random_attention(rng, 3, 4, 7)
+    mean = trace(attn, source=0, tau=0.15)
+    per_head = trace(attn, source=0, tau=0.15, mode="any_head")
+    keys = lambda result: set(map(tuple, np.stack([result.edges["layer"], result.edges["from_pos"],  # noqa: E731
+                                                   result.edges["to_pos"]], 1).tolist()))
+    assert keys(mean) <= keys(per_head)  # a mean above tau needs some head above tau
+    one_mean, one_head = trace(attn, source=0, tau=0.15, heads=[2]), trace(attn, source=0, tau=0.15, heads=[2],
+                                                                            mode="any_head")
+    assert keys(one_mean) == keys(one_head)
+    np.testing.assert_allclose(one_mean.influence, one_head.influence)
+    np.testing.assert_allclose(one_head.influence_share.sum(), 1.0)
+
+
+def test_comparison_works_in_per_head_mode_and_says_which_heads_pass_in_each_snapshot():
+    before = np.zeros((1, 2, 3, 3))
+    before[0, 0, :, 0] = 1.0  # head 0 parks on [CLS]
+    before[0, 1, :, 1] = 1.0  # head 1 looks at token 1
+    after = before.copy()
+    after[0, 1] = 0.0
+    after[0, 1, :, 2] = 1.0  # fine-tuning moves head 1 to token 2
+    result = compare_trace(before, after, source=0, tau=0.6, mode="any_head")
+    assert result.edges["to_pos"].tolist() == [0, 1, 2]
+    assert result.labels.tolist() == ["shared", "first", "second"]
+    assert result.heads_first.tolist() == [[True, False], [False, True], [False, False]]
+    assert result.heads_second.tolist() == [[True, False], [False, False], [False, True]]
+    assert result.count("shared") == 1
+    # the head average (0.5 each) passes nowhere at this tau: only the per-head graph sees the change
+    assert len(compare_trace(before, after, source=0, tau=0.6).edges) == 0
+
+
+def test_unknown_trace_mode_lists_the_modes():
+    with pytest.raises(ValueError, match=r"mode must be one of \['mean', 'any_head'\]"):
+        trace(np.full((1, 1, 2, 2), 0.5), source=0, mode="heads")

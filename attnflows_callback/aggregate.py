@@ -1,0 +1,151 @@
+"""Reader-side adapter: aggregate head change and token influence of a run over a selection of examples.
+
+``aggregate_run(open_run(path), step, selection="flipped")`` answers "which heads changed for the
+examples that flipped, and which words gained influence there" without visiting every example.
+The maths is :mod:`attnflows_callback.analysis.aggregate`; this module reads the run and returns
+plain JSON-ready values (for a plugin route or a notebook).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def aggregate_run(
+    run,
+    step: int,
+    *,
+    reference_step: int | None = None,
+    selection: str = "all",
+    stream: str | None = None,
+    drop_special: bool = True,
+    drop_punctuation: bool = False,
+    top_words: int = 12,
+    min_count: int = 2,
+) -> dict:
+    """Head change and classification-token influence, ``reference_step`` -> ``step``, over ``selection``.
+
+    Args:
+        run: an open :class:`~attnflows_callback.reader.Run`.
+        step: the snapshot to compare.
+        reference_step: the snapshot to compare with (default: the run's first, the pre-trained model).
+        selection: ``"all"``, ``"class:K"`` or ``"flipped"``
+            (:func:`~attnflows_callback.analysis.aggregate.select_examples`;
+            "flipped" compares the predictions at ``reference_step`` and ``step``).
+        stream: attention stream (default: the first).
+        drop_special, drop_punctuation: the view (:mod:`~attnflows_callback.analysis.view`) under
+            which influence is computed; head change always uses the raw attention.
+        top_words: how many words to list, largest influence change first.
+        min_count: words seen fewer times in the selection are not listed.
+
+    Returns:
+        ``{"selection", "examples", "count", "steps", "heads": {"js": {"mean", "std"}, "cosine": {...},
+        "source"}, "influence_by_role": {"before", "after"}, "words": [...]}``, lists of plain values.
+
+    Raises:
+        ValueError: a step that is not a snapshot, a bad selection, or a selection with no examples.
+
+    Example:
+        >>> import tempfile
+        >>> from attnflows_callback import open_run
+        >>> try:
+        ...     aggregate_run(open_run(tempfile.mkdtemp()), 0)
+        ... except Exception as err:
+        ...     print(type(err).__name__)
+        NotARunError
+    """
+    from .analysis import head_cosine_similarity, head_js_divergence, rollout
+    from .analysis.aggregate import influence_by_role, influence_by_word, mean_over_examples, select_examples
+    from .analysis.metrics import word_units
+    from .analysis.view import drop_targets, keep_mask, token_roles, unit_labels
+    from .explain import classification_source
+
+    steps = [int(s) for s in run.steps]
+    reference_step = steps[0] if reference_step is None else int(reference_step)
+    for name, value in (("step", step), ("reference_step", reference_step)):
+        if value not in steps:
+            raise ValueError(f"{name} must be one of the run's snapshots {steps if len(steps) < 9 else steps[:8]}, "
+                             f"got {value}")
+    step = int(step)
+    stream = stream or run.default_stream
+    if stream in ("decoder", "cross"):  # influence is traced over the input tokens
+        raise ValueError(f"stream must be one of {[s for s in run.streams if s not in ('decoder', 'cross')]} "
+                         f"(self-attention over the input), got {stream!r}")
+    before_predictions, after_predictions = run.predictions(reference_step), run.predictions(step)
+    chosen = select_examples(selection, num_examples=run.num_examples, labels=run.labels,
+                             predictions_before=before_predictions, predictions_after=after_predictions)
+    if chosen.size == 0:
+        raise ValueError(f"selection {selection!r} holds no examples between steps {reference_step} and {step}; "
+                         "choose another, or 'all'")
+
+    stored = {}
+    if reference_step == 0:  # the writer stored each example's change from step 0 beside the attention
+        summary = run.summary(step, stream)
+        stored = {key: summary.get(f"{key}_from_start") for key in ("js", "cosine")}
+    attention_cache = {}
+
+    def attention(i: int, at: int) -> np.ndarray:
+        if (i, at) not in attention_cache:
+            attention_cache[(i, at)] = run.attention(i, at, stream).astype(np.float64)
+        return attention_cache[(i, at)]
+
+    heads = {}
+    source = "from stored summaries"
+    for key, measure in (("js", head_js_divergence), ("cosine", head_cosine_similarity)):
+        values = stored.get(key)
+        if values is None:
+            source = "from the attention"
+            layers, n_heads = run.stream_shape(stream)
+            values = np.full((run.num_examples, layers, n_heads), np.nan)
+            for i in chosen:
+                values[i] = measure(attention(int(i), reference_step), attention(int(i), step))
+        result = mean_over_examples(values, chosen)
+        heads[key] = {"mean": result["mean"].tolist(), "std": result["std"].tolist()}
+    heads["source"] = source
+
+    # Per selected example: the source's rollout row under the view, its token roles, and its words.
+    compared = (("before", reference_step), ("after", step))
+    token_rows = {label: [] for label, _ in compared}
+    word_rows = {label: [] for label, _ in compared}
+    roles_list, words_list, word_roles = [], [], []
+    for i in chosen.tolist():
+        tokens = run.tokens(i)
+        ids = run.word_ids(i)  # -1 marks special tokens, as the analysis functions expect
+        roles = token_roles(tokens, ids)
+        keep = keep_mask(tokens, ids, drop_special=drop_special, drop_punctuation=drop_punctuation)
+        units = word_units(ids) if ids is not None else [np.array([p]) for p in range(len(tokens))]
+        roles_list.append(roles)
+        words_list.append([label.lower() for label in unit_labels(tokens, units)])
+        word_roles.append([roles[int(unit[0])] for unit in units])
+        source_position = classification_source(run, i)
+        for label, at in compared:
+            attn = attention(i, at)
+            if keep.any() and not keep.all():
+                attn = drop_targets(attn, keep)
+            row = rollout(attn)[-1][source_position]
+            token_rows[label].append(row)
+            word_rows[label].append(np.array([row[unit].sum() for unit in units]))
+    positions = np.arange(chosen.size)
+    by_role = {label: influence_by_role(token_rows[label], roles_list, positions) for label, _ in compared}
+    per_word = {label: influence_by_word(word_rows[label], words_list, positions) for label, _ in compared}
+    shown_roles = {"content"} | ({"punctuation"} if not drop_punctuation else set()) | (
+        {"special"} if not drop_special else set())
+    role_of = {w: r for ws, rs in zip(words_list, word_roles) for w, r in zip(ws, rs)}
+    words = [
+        {"word": word, "count": per_word["after"][word]["count"], "before": per_word["before"][word]["mean"],
+         "after": per_word["after"][word]["mean"],
+         "change": per_word["after"][word]["mean"] - per_word["before"][word]["mean"]}
+        for word in per_word["after"]
+        if per_word["after"][word]["count"] >= min_count and role_of.get(word) in shown_roles
+    ]
+    words.sort(key=lambda row: -abs(row["change"]))
+    return {
+        "selection": selection,
+        "examples": chosen.tolist(),
+        "count": int(chosen.size),
+        "steps": [reference_step, step],
+        "view": {"drop_special": drop_special, "drop_punctuation": drop_punctuation},
+        "heads": heads,
+        "influence_by_role": by_role,
+        "words": words[:top_words],
+    }
