@@ -152,11 +152,16 @@ class AttentionRecorder:
         self._orphans_purged = not resume
         self._reference: dict[str, list[np.ndarray]] | None = None
         self._error: BaseException | None = None
+        self._failure: BaseException | None = None  # the I/O failure that stopped recording, for the status
         self._stopped = False
         self._closed = False
-        self._tensorboard = TensorBoardLog(self.run_dir) if tensorboard else None
-        if self._tensorboard is not None and self.hparams:
-            self._tensorboard.hparams(self.hparams)
+        try:
+            self._tensorboard = TensorBoardLog(self.run_dir) if tensorboard else None
+            if self._tensorboard is not None and self.hparams:
+                self._tensorboard.hparams(self.hparams)
+        except BaseException as err:
+            self._close_writer("failed", f"{type(err).__name__}: {err}")
+            raise
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._thread = threading.Thread(target=self._write_loop, name="attnflows-writer", daemon=True)
         self._thread.start()
@@ -222,8 +227,13 @@ class AttentionRecorder:
         self.last_step = kept[-1] if kept else None
         return purged
 
-    def close(self, status: str = "finished") -> None:
-        """Drain the queue, publish the run's status and stop the writer. Safe to call twice."""
+    def close(self, status: str = "finished", reason: str | None = None) -> None:
+        """Drain the queue, publish the run's final status, release the run and stop the writer.
+
+        The status is written on every way out whenever ``status.json`` can be written:
+        ``status`` (``finished``, or ``failed``/``interrupted`` with ``reason``), and ``failed``
+        with the I/O error when a failure stopped the recording earlier. Safe to call twice.
+        """
         if self._closed:
             return
         self._closed = True
@@ -232,8 +242,9 @@ class AttentionRecorder:
             self._queue.put(None)
             self._thread.join()
         try:
-            if not self._stopped:
-                self.writer.set_status(status, last_step=self.last_step)
+            if self._failure is not None:
+                status, reason = "failed", f"recording stopped: {type(self._failure).__name__}: {self._failure}"
+            self._close_writer(status, reason)
         except OSError as err:
             self._fail(err)
         finally:
@@ -241,11 +252,30 @@ class AttentionRecorder:
                 self._tensorboard.close()
         self._raise_pending()
 
+    def _close_writer(self, status: str, reason: str | None) -> None:
+        """Publish the final status, then release the writer lock (even if the status cannot be written)."""
+        try:
+            details = {"last_step": self._published_step()}
+            if reason:
+                details["reason"] = reason
+            self.writer.set_status(status, **details)
+        finally:
+            self.writer.close()
+
+    def _published_step(self) -> int | None:
+        if self._failure is None:
+            return self.last_step
+        try:
+            steps = self.writer.steps()
+        except OSError:
+            return None
+        return steps[-1] if steps else None
+
     def __enter__(self) -> AttentionRecorder:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.close(_status_for(exc_type))
+        self.close(_status_for(exc_type), None if exc_type is None else f"{exc_type.__name__}: {exc}".rstrip(": "))
 
     # ------------------------------------------------------------- internals
     def _put(self, item) -> None:
@@ -264,6 +294,8 @@ class AttentionRecorder:
 
     def _fail(self, err: BaseException) -> None:
         self._stopped = True
+        if self._failure is None:
+            self._failure = err
         if self.strict:
             self._error = err
         else:
