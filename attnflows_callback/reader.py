@@ -483,5 +483,11 @@ def _ragged_strings(f: h5py.File, name: str, like: list[np.ndarray]) -> list[lis
 
 
 def _reason(err: Exception) -> str:
-    text = str(err).split("(")[0].strip() if isinstance(err, OSError) and not isinstance(err, UnsafeFileError) else str(err)
+    """``"Type: message"`` without absolute paths: an OS error names only its file's last component."""
+    text = str(err)
+    if isinstance(err, OSError) and not isinstance(err, UnsafeFileError):
+        if err.strerror:
+            text = err.strerror + (f": {Path(os.fsdecode(err.filename)).name}" if err.filename else "")
+        else:
+            text = text.split("(")[0].strip()  # h5py's "(name = '/abs/path', errno = ...)" details
     return f"{type(err).__name__}: {text}" if text else type(err).__name__

@@ -25,8 +25,8 @@ from tensorboard.context import RequestContext
 from tensorboard.plugins import base_plugin
 
 from . import api, metadata, params
-from .errors import ApiError, MethodNotAllowed, NotFound, safe_text
-from .runs import AttentionCache, RunCache, RunCatalog, files_signature, settled
+from .errors import ApiError, MethodNotAllowed, NotFound, describe, neutralise_bidi
+from .runs import ActiveRuns, AttentionCache, RunCache, RunCatalog, files_signature, settled
 
 logger = logging.getLogger("attnflows_tb")
 
@@ -79,7 +79,8 @@ class PreparedJson(bytes):
 
 
 def _json_bytes(value) -> bytes:
-    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    """Compact JSON, with every bidirectional control in every text neutralised (one pass over the text)."""
+    return neutralise_bidi(json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)).encode("utf-8")
 
 
 def _route(method):
@@ -96,7 +97,7 @@ def _route(method):
             return _error(request, err)
         except Exception:  # noqa: BLE001 - a plugin bug must not take TensorBoard down
             logger.exception("attnflows: %s failed", request.path)
-            return http_util.Respond(request, json.dumps({"error": "internal error (see the TensorBoard log)"}),
+            return http_util.Respond(request, _json_bytes({"error": "internal error (see the TensorBoard log)"}),
                                      "application/json", code=500)
         if isinstance(result, PreparedJson):
             return http_util.Respond(request, bytes(result), "application/json", content_encoding="gzip")
@@ -108,7 +109,7 @@ def _route(method):
 
 
 def _error(request, err: ApiError, headers=None):
-    return http_util.Respond(request, json.dumps(api.error_body(err)), "application/json", code=err.http_code,
+    return http_util.Respond(request, _json_bytes(api.error_body(err)), "application/json", code=err.http_code,
                              headers=headers)
 
 
@@ -121,6 +122,7 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
         self._data_provider = context.data_provider
         self._multiplexer = context.multiplexer
         self.catalog = RunCatalog(context.logdir, self._list_names)
+        self.active_runs = ActiveRuns(self.catalog, RequestContext)
         self.runs = RunCache()
         self.attention = AttentionCache()
         self.static = static_files()
@@ -142,12 +144,8 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
         }
 
     def is_active(self) -> bool:
-        """True if TensorBoard lists a run holding attnflows data (a few stats; cached briefly)."""
-        try:
-            return bool(self.catalog.table(RequestContext(), "").dirs)
-        except Exception:  # noqa: BLE001
-            logger.warning("attnflows: could not list runs", exc_info=True)
-            return False
+        """True if TensorBoard lists a run holding attnflows data: a flag kept fresh off the request path."""
+        return self.active_runs.active
 
     def frontend_metadata(self):
         return base_plugin.FrontendMetadata(es_module_path=metadata.ES_MODULE_PATH, tab_name=metadata.TAB_NAME)
@@ -165,7 +163,7 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
         try:
             return self.runs.get(run_dir)
         except Exception as err:  # noqa: BLE001 - an unreadable run is not found, with the reason
-            raise NotFound(f"run could not be opened: {type(err).__name__}: {safe_text(err)}") from None
+            raise NotFound(f"run could not be opened: {describe(err)}") from None
 
     def _listing(self, name: str, run_dir: Path) -> dict:
         """A run's /runs entry; unchanged runs are answered without opening them again."""
@@ -198,7 +196,7 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
             try:
                 listings.append(self._listing(name, run_dir))
             except Exception as err:  # noqa: BLE001 - one bad run must not hide the others
-                skipped.append({"run": name, "reason": safe_text(f"{type(err).__name__}: {err}")})
+                skipped.append({"run": name, "reason": describe(err)})
         return api.runs_impl(listings, skipped)
 
     @_route
