@@ -32,6 +32,7 @@ from .store import (
     RegularH5File,
     UnsafeFileError,
     data_dir,
+    dead_writer,
     get_encoding,
     read_json,
 )
@@ -190,12 +191,22 @@ class Run:
 
     @property
     def status(self) -> dict:
-        """``{"status": "running"|"finished"|"failed"|"interrupted", ...}`` as last published."""
+        """``{"status": "running"|"finished"|"failed"|"interrupted", ...}`` as last published.
+
+        ``failed`` and ``interrupted`` carry a ``reason``. A run that says ``running`` while its
+        writer's lock names a process of this host that is gone (killed) reads ``interrupted``.
+        """
         try:
             status = read_json(self.data_dir / "status.json", MAX_STATUS_BYTES)
         except (OSError, ValueError, UnicodeDecodeError):
             return {"status": "unknown"}
-        return status if isinstance(status, dict) else {"status": "unknown"}
+        if not isinstance(status, dict):
+            return {"status": "unknown"}
+        if status.get("status") == "running":
+            gone = dead_writer(self.data_dir)
+            if gone is not None:
+                return {**status, "status": "interrupted", "reason": gone}
+        return status
 
     # -------------------------------------------------------------- snapshots
     @property

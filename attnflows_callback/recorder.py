@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .capture import ProbeCapture, ProbePass, Reduction, is_decoder_only, is_sharded
+from .hparams import redact
 from .probe import DEFAULT_MAX_LENGTH, ProbeSet, TokenizedProbe
 from .store import DEFAULT_ENCODING, ENCODINGS, SNAPSHOT_KINDS, RunWriter
 from .tensorboard_log import TensorBoardLog, layer_scalars
@@ -40,7 +41,9 @@ class AttentionRecorder:
             (HDF5-native deflate, same error) or ``"float16"``.
         max_length: tokens kept per probe example.
         batch_size: examples per probe forward batch.
-        hparams: hyperparameters to keep in the run's metadata (and log to TensorBoard).
+        hparams: hyperparameters to keep in the run's metadata (and log to TensorBoard); values of
+            secret-looking keys (``hub_token``, ``*_api_key``, ...) are replaced by
+            :func:`~attnflows_callback.hparams.redact` first.
         strict: raise on I/O failure instead of warning and stopping the recording.
         overwrite: replace a run directory that holds another probe set or model.
         resume: continue the run in ``run_dir``; a snapshot at or before its last step
@@ -137,7 +140,7 @@ class AttentionRecorder:
         self.strict = strict
         self.resume = resume
         self.run_dir = Path(run_dir)
-        self.hparams = dict(hparams or {})
+        self.hparams = redact(hparams or {})  # run.json and the events file are served without authentication
         streams = self.probe_pass.stream_shapes()
         self.writer = RunWriter(
             self.run_dir,

@@ -537,6 +537,22 @@ def _holder_alive(holder: dict) -> bool:
     return True
 
 
+def dead_writer(data_dir: str | os.PathLike) -> str | None:
+    """Why a run that says ``running`` has no writer any more, or None while one may be alive.
+
+    Only a lock naming a PID of this host that no longer exists is known to be dead (a writer
+    killed with SIGKILL leaves its lock file; a writer that closes removes it). A lock of
+    another host, or no lock at all, cannot be judged from here.
+    """
+    try:
+        holder = json.loads(read_regular(Path(data_dir) / LOCK_NAME, 4096).decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(holder, dict) or _holder_alive(holder):
+        return None
+    return f"the writer (pid {holder.get('pid')} on this host) ended without closing the run"
+
+
 def model_shape(meta: Mapping) -> str:
     """What a resumed run must share with the model: its streams (layers x heads) and classes.
 

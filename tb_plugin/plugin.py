@@ -24,6 +24,8 @@ from tensorboard.backend import http_util
 from tensorboard.context import RequestContext
 from tensorboard.plugins import base_plugin
 
+from attnflows_callback.store import DATA_DIRNAME, dead_writer
+
 from . import api, metadata, params
 from .errors import ApiError, MethodNotAllowed, NotFound, describe, neutralise_bidi
 from .runs import ActiveRuns, AttentionCache, RunCache, RunCatalog, files_signature, settled
@@ -113,6 +115,14 @@ def _error(request, err: ApiError, headers=None):
                              headers=headers)
 
 
+def _writer_checked(listing: dict, run_dir: Path) -> dict:
+    """A cached "running" is checked again: a killed writer changes no file, only its process is gone."""
+    if listing.get("status") != "running":
+        return listing
+    gone = dead_writer(run_dir / DATA_DIRNAME)
+    return listing if gone is None else {**listing, "status": "interrupted", "status_reason": gone}
+
+
 class AttentionFlowsPlugin(base_plugin.TBPlugin):
     """Serves attnflows runs found in TensorBoard's logdir to the "Attention Flows" tab."""
 
@@ -172,7 +182,7 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
             cached = self._listings.get(run_dir)
         fresh = (signature, self.runs.read_problems_noted)
         if cached is not None and cached[0] == fresh and settled(signature, cached[1]) and self.runs.peek(run_dir) is None:
-            return {**cached[2], "run": name}
+            return _writer_checked({**cached[2], "run": name}, run_dir)
         entry = self.runs.get(run_dir)
         listing = entry.cached(("listing", name), lambda: api.run_listing_impl(name, entry))
         with self._listings_lock:
@@ -180,7 +190,7 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
             self._listings.move_to_end(run_dir)
             while len(self._listings) > _LISTINGS_KEPT:
                 self._listings.popitem(last=False)
-        return listing
+        return _writer_checked(listing, run_dir)
 
     @staticmethod
     def _prepared(entry, key: tuple, compute) -> PreparedJson:
