@@ -259,10 +259,16 @@ def _file_kind(mode: int) -> str:
 def read_regular(path: str | os.PathLike, limit: int = MAX_JSON_BYTES) -> bytes:
     """The bytes of the regular file ``path`` (see :func:`open_regular`), refusing one larger than ``limit``."""
     with os.fdopen(open_regular(path), "rb") as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
+        chunks, size = [], 0
+        while size <= limit:  # in pieces: read(limit) would allocate the limit up front
+            chunk = f.read(min(2**16, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    if size > limit:
         raise UnsafeFileError(f"{Path(path).name} is larger than {limit} bytes; attnflows wrote no such file")
-    return data
+    return b"".join(chunks)
 
 
 def read_json(path: str | os.PathLike, limit: int = MAX_JSON_BYTES):
