@@ -152,6 +152,7 @@ class AttentionRecorder:
         )
         existing = self.writer.steps()
         self.last_step: int | None = existing[-1] if existing else None
+        self._published: int | None = self.last_step  # the last step on disk, for the final status
         self._orphans_purged = not resume
         self._reference: dict[str, list[np.ndarray]] | None = None
         self._error: BaseException | None = None
@@ -266,13 +267,7 @@ class AttentionRecorder:
             self.writer.close()
 
     def _published_step(self) -> int | None:
-        if self._failure is None:
-            return self.last_step
-        try:
-            steps = self.writer.steps()
-        except OSError:
-            return None
-        return steps[-1] if steps else None
+        return self.last_step if self._failure is None else self._published
 
     def __enter__(self) -> AttentionRecorder:
         return self
@@ -319,6 +314,7 @@ class AttentionRecorder:
                     continue
                 if item[0] == "purge":
                     self.writer.purge_from(item[1])
+                    self._published = None if self._published is None or self._published >= item[1] else self._published
                 else:
                     self._write(*item[1:])
             except BaseException as err:  # noqa: BLE001 - any failure stops recording, never training
@@ -344,6 +340,7 @@ class AttentionRecorder:
             epoch=epoch,
             wall_time=wall_time,
         )
+        self._published = step
         if self._tensorboard is not None:
             self._tensorboard.scalars(step, layer_scalars(summaries, accuracy))
 

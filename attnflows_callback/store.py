@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import io
 import json
 import lzma
 import os
@@ -313,6 +314,26 @@ def publish_bytes(path: Path, payload: bytes) -> None:
 
 def publish_json(path: Path, value: Mapping) -> None:
     publish_bytes(path, json.dumps(value, indent=1, sort_keys=True, default=_json_default).encode("utf-8"))
+
+
+class _published_image:
+    """Context manager yielding an in-memory file that is published atomically onto ``path`` on success.
+
+    HDF5 builds the file in memory and Python writes it: a full disk or a lost folder is a
+    plain OSError from :func:`publish_bytes`, never an HDF5 file left half-closed (which
+    crashes the interpreter at exit).
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def __enter__(self) -> io.BytesIO:
+        self.image = io.BytesIO()
+        return self.image
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            publish_bytes(self.path, self.image.getvalue())
 
 
 class _atomic_path:
@@ -709,8 +730,8 @@ class RunWriter:
             )
 
     def _write_probe(self, arrays: dict) -> None:
-        with _atomic_path(self.data_dir / "probe.h5") as tmp:
-            with h5py.File(tmp, "w") as f:
+        with _published_image(self.data_dir / "probe.h5") as image:
+            with h5py.File(image, "w") as f:
                 for name, value in arrays.items():
                     if value is None:
                         continue
@@ -758,8 +779,8 @@ class RunWriter:
         if kind not in SNAPSHOT_KINDS:
             raise ValueError(f"kind must be one of {SNAPSHOT_KINDS}, got {kind!r}")
         path = self.snapshot_dir / snapshot_filename(step)
-        with _atomic_path(path) as tmp:
-            with h5py.File(tmp, "w", libver="latest") as f:
+        with _published_image(path) as image:
+            with h5py.File(image, "w", libver="latest") as f:
                 f.attrs.update(
                     format_version=FORMAT_VERSION,
                     step=int(step),
