@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from attnflows_tb import api, params
+from attnflows_tb import api, metadata, params
 from attnflows_tb.errors import BadRequest, NotFound, safe_text
 from attnflows_tb.runs import AttentionCache, RunCache, RunCatalog, run_directory
 
@@ -152,6 +152,39 @@ def test_live_run_shows_new_steps_status_and_removals_without_a_restart(tmp_path
     snapshot_path(live, 20).unlink()
     assert listed()["steps"] == [0, 10]
     assert client.get(f"{PREFIX}/attention", query_string={"run": "live", "example": 0, "step": 20}).status_code == 404
+
+
+def test_plugins_listing_does_no_per_run_work_and_a_refused_run_is_logged_once(tmp_path, logdir, monkeypatch, caplog):
+    import logging
+    import time
+
+    from werkzeug.test import Client
+
+    from attnflows_tb import runs as runs_module
+
+    root = tmp_path / "logs"
+    for k in range(40):
+        shutil.copytree(logdir / "gpt", root / f"run_{k:02d}")
+    (root / "escape").symlink_to(logdir / "gpt", target_is_directory=True)  # a real run, reached by a link out
+    checked = []
+    real_run_directory = runs_module.run_directory
+    monkeypatch.setattr(runs_module, "run_directory", lambda *a, **k: checked.append(a[1]) or real_run_directory(*a, **k))
+    caplog.set_level(logging.WARNING, logger="attnflows_tb.runs")
+    client = Client(make_app(root, multiplexer=False))
+    deadline = time.monotonic() + 60
+    while not client.get("/data/plugins_listing").json["attnflows"]["enabled"]:
+        assert time.monotonic() < deadline, "the plugin never became active"
+        time.sleep(0.1)
+    checked.clear()
+    for _ in range(50):
+        assert client.get("/data/plugins_listing").json["attnflows"]["enabled"]
+    assert checked == []  # not one run looked at on TensorBoard's listing path
+    for _ in range(3):
+        assert len(client.get(f"{PREFIX}/runs").json["runs"]) == 40
+        time.sleep(metadata.RUN_TABLE_TTL_S + 0.1)  # the run table is built again each time
+    assert len(checked) >= 2 * 41  # /runs does look (its first table may be the scanner's)
+    refused = [r for r in caplog.records if "points outside the logdir" in r.getMessage()]
+    assert [r.getMessage() for r in refused] == ["attnflows: run 'escape' points outside the logdir; it is not served"]
 
 
 # ------------------------------------------------------------ pure helpers
