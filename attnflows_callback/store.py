@@ -7,6 +7,7 @@ Layout (``docs/format.md`` is the full schema)::
         attnflows/
             run.json                        model, streams, probe id, hyperparameters, format version
             status.json                     running | finished | failed | interrupted
+            writer.lock                     the live writer's host and PID (one writer per run)
             probe.h5                        texts, labels, token ids and tokens
             snapshots/step-000000000000.h5  one immutable file per snapshot
 
