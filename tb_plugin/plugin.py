@@ -203,6 +203,8 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
         table = self.catalog.table(plugin_util.context(request.environ), plugin_util.experiment_id(request.environ))
         listings, skipped = [], []
         for name, run_dir in table.dirs.items():
+            if not self.catalog.still_inside(name, run_dir):
+                continue
             try:
                 listings.append(self._listing(name, run_dir))
             except Exception as err:  # noqa: BLE001 - one bad run must not hide the others

@@ -108,9 +108,20 @@ class RunCatalog:
         table = self.table(ctx, experiment_id, max_age=float("inf"))
         if name not in table.dirs:
             table = self.table(ctx, experiment_id)
-        if name not in table.dirs:
+        if name not in table.dirs or not self.still_inside(name, table.dirs[name]):
             raise NotFound("unknown run: the runs route lists the runs that hold attention snapshots")
         return table.dirs[name]
+
+    def still_inside(self, name: str, run_dir: Path) -> bool:
+        """Checked again at every use: a folder swapped for a symlink out after the table was built is refused."""
+        try:
+            for path in (run_dir, run_dir / DATA_DIRNAME, run_dir / DATA_DIRNAME / SNAPSHOT_DIRNAME):
+                if (path.exists() or path.is_symlink()) and not _inside(self._root, path):
+                    self._refuse_once(name)
+                    return False
+        except OSError:
+            return False
+        return True
 
 
 def run_directory(root: Path, name: str, on_outside: Callable[[str], None] | None = None) -> Path | None:

@@ -187,6 +187,23 @@ def test_plugins_listing_does_no_per_run_work_and_a_refused_run_is_logged_once(t
     assert [r.getMessage() for r in refused] == ["attnflows: run 'escape' points outside the logdir; it is not served"]
 
 
+def test_a_data_folder_swapped_for_a_symlink_out_after_listing_is_refused_at_once(tmp_path, logdir):
+    from werkzeug.test import Client
+
+    root = tmp_path / "logs"
+    shutil.copytree(logdir / "gpt", root / "swap")
+    outside = tmp_path / "outside"
+    shutil.copytree(logdir / "sweep" / "lr_1" / "attnflows", outside / "attnflows")
+    client = Client(make_app(root, multiplexer=False))
+    assert [r["run"] for r in client.get(f"{PREFIX}/runs").json["runs"]] == ["swap"]
+    assert client.get(f"{PREFIX}/probe", query_string={"run": "swap"}).status_code == 200  # opened and cached
+    shutil.rmtree(root / "swap" / "attnflows")
+    (root / "swap" / "attnflows").symlink_to(outside / "attnflows", target_is_directory=True)
+    assert client.get(f"{PREFIX}/probe", query_string={"run": "swap"}).status_code == 404
+    assert client.get(f"{PREFIX}/attention", query_string={"run": "swap", "example": 0, "step": 0}).status_code == 404
+    assert client.get(f"{PREFIX}/runs").json["runs"] == []
+
+
 # ------------------------------------------------------------ pure helpers
 def test_frame_pads_the_header_to_four_bytes():
     for extra in range(8):
