@@ -3,13 +3,17 @@
 A :class:`Run` is cheap to open and safe to keep while training writes: published
 snapshot files are immutable, :meth:`Run.refresh` picks up new ones incrementally, and
 open HDF5 handles sit in a small LRU cache. A shard that cannot be read (truncated,
-corrupted, unknown format version, a link out of the run) is skipped and reported in
-:attr:`Run.problems`; the rest of the run still opens.
+corrupted, unknown format version, a link out of the run, a shape that disagrees with
+``run.json`` and the probe) is skipped and reported in :attr:`Run.problems`; the rest of the
+run still opens.
+
+Hostile files cost bounded time and memory: only regular files are opened (a FIFO, device
+or symbolic link is refused before HDF5 sees it, checked at every open), and every declared
+shape and size is checked against ``run.json`` and the probe before anything is decoded.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections import OrderedDict
@@ -26,20 +30,24 @@ from .store import (
     OLDEST_FORMAT_VERSION,
     SNAPSHOT_DIRNAME,
     SNAPSHOT_NAME,
+    RegularH5File,
+    UnsafeFileError,
     data_dir,
+    dead_writer,
     get_encoding,
+    read_json,
 )
 
 OPEN_FILES = 16
+MAX_READ_BYTES = 256 * 2**20  # any dataset read whole (probe, logits, summaries): a larger one is refused
+MAX_ATTENTION_VALUES = 2**28  # one example's decoded attention (1 GiB of float32) at most
+MAX_CLASSES = 2**16
+MAX_STATUS_BYTES = 2**16
 STREAM_ORDER = {"self": 0, "encoder": 1, "decoder": 2, "cross": 3}
 
 
 class NotARunError(FileNotFoundError):
     """The path holds no attnflows run."""
-
-
-class UnsafeFileError(OSError):
-    """A file or HDF5 object points outside the run (symlink, external link, virtual dataset)."""
 
 
 @dataclass(frozen=True)
@@ -100,11 +108,12 @@ class Run:
         meta_path = self.data_dir / "run.json"
         if not meta_path.is_file():
             raise NotARunError(f"{path.name or path} is not an attnflows run: it has no {DATA_DIRNAME}/run.json")
-        _refuse_symlink(meta_path)
         try:
-            self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            self.meta = read_json(meta_path)
         except ValueError as err:
-            raise NotARunError(f"{path.name}: run.json is not valid JSON ({err.msg})") from None
+            raise NotARunError(f"{path.name}: run.json is not valid JSON ({getattr(err, 'msg', err)})") from None
+        if not isinstance(self.meta, dict):
+            raise NotARunError(f"{path.name}: run.json is not an attnflows run (not a JSON object)")
         if self.meta.get("format") != FORMAT_NAME:
             raise NotARunError(f"{path.name}: run.json is not an attnflows run (format {self.meta.get('format')!r})")
         if int(self.meta.get("format_version", -1)) > FORMAT_VERSION:
@@ -118,14 +127,14 @@ class Run:
         self._summaries: dict[int, dict] = {}
         self._logits: dict[int, np.ndarray | None] = {}
         self._bad: dict[str, tuple[tuple, Problem]] = {}
+        self._classes: int | None = None  # logits width: the first readable shard's, all others must agree
         self._load_probe()
         self.refresh()
 
     # ------------------------------------------------------------------ probe
     def _load_probe(self) -> None:
         path = self.data_dir / "probe.h5"
-        _refuse_symlink(path)
-        with h5py.File(path, "r") as f:
+        with RegularH5File(path) as f:
             self.texts = [_str(x) for x in _read(f, "texts")]
             self.text_pairs = [_str(x) for x in _read(f, "text_pairs")] if "text_pairs" in f else None
             labels = _read(f, "labels") if "labels" in f else None
@@ -215,13 +224,22 @@ class Run:
 
     @property
     def status(self) -> dict:
-        """``{"status": "running"|"finished"|"failed"|"interrupted", ...}`` as last published."""
+        """``{"status": "running"|"finished"|"failed"|"interrupted", ...}`` as last published.
+
+        ``failed`` and ``interrupted`` carry a ``reason``. A run that says ``running`` while its
+        writer's lock names a process of this host that is gone (killed) reads ``interrupted``.
+        """
         try:
-            path = self.data_dir / "status.json"
-            _refuse_symlink(path)
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            status = read_json(self.data_dir / "status.json", MAX_STATUS_BYTES)
+        except (OSError, ValueError, UnicodeDecodeError):
             return {"status": "unknown"}
+        if not isinstance(status, dict):
+            return {"status": "unknown"}
+        if status.get("status") == "running":
+            gone = dead_writer(self.data_dir)
+            if gone is not None:
+                return {**status, "status": "interrupted", "reason": gone}
+        return status
 
     # -------------------------------------------------------------- snapshots
     @property
@@ -277,27 +295,34 @@ class Run:
     def _index(self, step: int, entry: os.DirEntry, identity: tuple) -> None:
         if entry.is_symlink():
             raise UnsafeFileError("is a symbolic link; attnflows reads only regular files inside the run")
-        with h5py.File(entry.path, "r") as f:
+        with RegularH5File(entry.path) as f:
             version = int(f.attrs.get("format_version", -1))
             if not OLDEST_FORMAT_VERSION <= version <= FORMAT_VERSION:
                 raise ValueError(f"unknown format version {version} (this attnflows reads "
                                  f"{OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})")
             if int(f.attrs["step"]) != step:
                 raise ValueError(f"file name says step {step} but the file says {int(f.attrs['step'])}")
-            get_encoding(str(f.attrs["encoding"]))
+            encoding = get_encoding(str(f.attrs["encoding"]))
             for stream in self.streams:
                 group = _safe(f, f"attention/{stream}")
                 if len(group) != self.num_examples:
                     raise ValueError(f"stream {stream!r} holds {len(group)} examples, the probe has {self.num_examples}")
-                for name in group:  # links are cheap to check here; data storage is checked on read
-                    link = group.get(name, getlink=True)
+                for i in range(self.num_examples):  # links and declared shapes are cheap to check here
+                    link = group.get(str(i), getlink=True)
+                    if link is None:
+                        raise ValueError(f"stream {stream!r} has no example {i}")
                     if not isinstance(link, h5py.HardLink):
-                        raise UnsafeFileError(f"'attention/{stream}/{name}' is a {type(link).__name__}; attnflows follows no links")
-            logits = _read(f, "logits") if "logits" in f else None
+                        raise UnsafeFileError(f"'attention/{stream}/{i}' is a {type(link).__name__}; attnflows follows no links")
+                    self._check_attention(group[str(i)], encoding, i, stream)
+            logits = self._read_logits(f) if "logits" in f else None
             summaries = {}
             if "summary" in f:
                 for stream in _safe(f, "summary"):
-                    summaries[stream] = {k: _read(f, f"summary/{stream}/{k}") for k in _safe(f, f"summary/{stream}")}
+                    if stream not in self.meta.get("streams", {}):
+                        continue  # not a stream of this run: never read
+                    expected = (self.num_examples, *self.stream_shape(stream))
+                    summaries[stream] = {k: _read(f, f"summary/{stream}/{k}", shape=expected)
+                                         for k in _safe(f, f"summary/{stream}")}
             epoch = f.attrs.get("epoch")
             info = SnapshotInfo(
                 step=step,
@@ -307,9 +332,50 @@ class Run:
                 file=entry.name,
                 identity=identity,
             )
+        if logits is not None and self._classes is None:
+            self._classes = logits.shape[1]
         self._snapshots[step] = info
         self._summaries[step] = summaries
-        self._logits[step] = None if logits is None else np.asarray(logits, dtype=np.float32)
+        self._logits[step] = logits
+
+    def _read_logits(self, f: h5py.File) -> np.ndarray:
+        """``[examples, classes]`` logits, their shape checked before they are read."""
+        dataset = _safe(f, "logits")
+        shape = dataset.shape
+        if len(shape) != 2 or shape[0] != self.num_examples or not 1 <= shape[1] <= MAX_CLASSES:
+            raise ValueError(f"logits have shape {list(shape)}; this run needs [{self.num_examples}, classes]")
+        if self._classes is not None and shape[1] != self._classes:
+            raise ValueError(f"logits have {shape[1]} classes; this run's snapshots have {self._classes}")
+        if dataset.dtype.kind not in "fiu":
+            raise ValueError(f"logits have dtype {dataset.dtype}; attnflows writes float32")
+        return np.asarray(_read(f, "logits"), dtype=np.float32)
+
+    def expected_shape(self, i: int, stream: str | None = None) -> tuple[int, int, int, int]:
+        """``(layers, heads, Tq, Tk)`` that ``run.json`` and the probe say example ``i`` has in ``stream``."""
+        stream = self._check_stream(stream)
+        layers, heads = self.stream_shape(stream)
+        queries, keys = self.stream_tokens(i, stream)
+        rows = (self.meta["streams"][stream] or {}).get("rows", "all")
+        return layers, heads, 1 if rows == "cls" else len(queries), len(keys)
+
+    def _check_attention(self, dataset, encoding, i: int, stream: str) -> tuple[int, ...]:
+        """The declared shape of one attention dataset, refused unless it fits the run and the probe."""
+        if not isinstance(dataset, h5py.Dataset):
+            raise ValueError(f"'attention/{stream}/{i}' is not a dataset")
+        if dataset.is_virtual or dataset.external:
+            raise UnsafeFileError(f"'attention/{stream}/{i}' stores its data outside the file; attnflows reads no external data")
+        declared = dataset.attrs.get("shape")
+        shape = tuple(int(n) for n in np.asarray(declared).ravel()) if declared is not None else ()
+        expected = self.expected_shape(i, stream)
+        if shape != expected:
+            raise ValueError(f"'attention/{stream}/{i}' declares shape {list(shape)}; run.json and the probe say "
+                             f"{list(expected)}")
+        if int(np.prod(expected, dtype=np.int64)) > MAX_ATTENTION_VALUES:
+            raise ValueError(f"'attention/{stream}/{i}' would decode to more than {MAX_ATTENTION_VALUES} values")
+        if dataset.size > encoding.max_stored_size(expected) or dataset.dtype.itemsize > 4:
+            raise ValueError(f"'attention/{stream}/{i}' stores {dataset.size} values of {dataset.dtype}, "
+                             f"more than {encoding.name!r} needs for shape {list(expected)}")
+        return expected
 
     def _forget(self, step: int) -> None:
         self._snapshots.pop(step, None)
@@ -324,9 +390,10 @@ class Run:
             info = self.snapshot_info(step)
             handle = self._files.get(step)
             if handle is None:
-                path = self.data_dir / SNAPSHOT_DIRNAME / info.file
-                _refuse_symlink(path)
-                handle = h5py.File(path, "r")
+                handle = RegularH5File(self.data_dir / SNAPSHOT_DIRNAME / info.file)
+                if handle.identity != info.identity:  # what was indexed is what is read
+                    handle.close()
+                    raise UnsafeFileError(f"{info.file} was replaced since it was indexed; refresh the run")
                 self._files[step] = handle
                 while len(self._files) > OPEN_FILES:
                     self._files.popitem(last=False)[1].close()
@@ -341,9 +408,13 @@ class Run:
         with self._lock:
             f = self._file(int(step))
             dataset = _safe(f, f"attention/{stream}/{i}")
-            stored, shape = dataset[()], tuple(int(n) for n in dataset.attrs["shape"])
             encoding = get_encoding(str(f.attrs["encoding"]))
-        return encoding.decode(stored, shape)
+            shape = self._check_attention(dataset, encoding, i, stream)
+            stored = dataset[()]
+        decoded = encoding.decode(stored, shape)
+        if decoded.shape != shape:
+            raise ValueError(f"'attention/{stream}/{i}' decodes to shape {list(decoded.shape)}, not {list(shape)}")
+        return decoded
 
     def logits(self, step: int) -> np.ndarray | None:
         """float32 ``[examples, classes]`` logits at ``step``, or None if the model has no classifier."""
@@ -417,11 +488,6 @@ class Run:
 
 
 # ---------------------------------------------------------------- helpers
-def _refuse_symlink(path: Path) -> None:
-    if path.is_symlink():
-        raise UnsafeFileError(f"{path.name} is a symbolic link; attnflows reads only regular files inside the run")
-
-
 def _safe(f: h5py.File, name: str):
     """The object at ``name``, refusing soft/external links, external storage and virtual datasets."""
     node = f
@@ -437,8 +503,17 @@ def _safe(f: h5py.File, name: str):
     return node
 
 
-def _read(f: h5py.File, name: str) -> np.ndarray:
-    return _safe(f, name)[()]
+def _read(f: h5py.File, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """The whole dataset ``name``; its declared shape (``shape``, when given) and size are checked first."""
+    dataset = _safe(f, name)
+    if not isinstance(dataset, h5py.Dataset):
+        raise ValueError(f"{name!r} is not a dataset")
+    if shape is not None and dataset.shape != shape:
+        raise ValueError(f"{name!r} has shape {list(dataset.shape or ())}; this run needs {list(shape)}")
+    if dataset.size * dataset.dtype.itemsize > MAX_READ_BYTES:
+        raise UnsafeFileError(f"{name!r} declares {dataset.size * dataset.dtype.itemsize} bytes; "
+                              f"attnflows reads at most {MAX_READ_BYTES} per dataset")
+    return dataset[()]
 
 
 def _str(value) -> str:
@@ -464,5 +539,11 @@ def _format_notes(meta: dict, has_pairs: bool) -> list[str]:
 
 
 def _reason(err: Exception) -> str:
-    text = str(err).split("(")[0].strip() if isinstance(err, OSError) and not isinstance(err, UnsafeFileError) else str(err)
+    """``"Type: message"`` without absolute paths: an OS error names only its file's last component."""
+    text = str(err)
+    if isinstance(err, OSError) and not isinstance(err, UnsafeFileError):
+        if err.strerror:
+            text = err.strerror + (f": {Path(os.fsdecode(err.filename)).name}" if err.filename else "")
+        else:
+            text = text.split("(")[0].strip()  # h5py's "(name = '/abs/path', errno = ...)" details
     return f"{type(err).__name__}: {text}" if text else type(err).__name__

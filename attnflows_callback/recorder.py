@@ -21,6 +21,7 @@ import numpy as np
 
 from .capture import ProbeCapture, ProbePass, Reduction, fed_input_names, is_decoder_only, is_sharded
 from .health import AttentionHealth, special_masks
+from .hparams import redact
 from .probe import DEFAULT_MAX_LENGTH, ProbeSet, TokenizedProbe
 from .store import DEFAULT_ENCODING, ENCODINGS, SNAPSHOT_KINDS, RunWriter
 from .tensorboard_log import TensorBoardLog, layer_scalars
@@ -42,9 +43,11 @@ class AttentionRecorder:
         max_length: tokens kept per probe example; None: the tokenizer's ``model_max_length``,
             at most 128 (:data:`~attnflows_callback.probe.MAX_LENGTH_CAP`).
         batch_size: examples per probe forward batch.
-        hparams: hyperparameters to keep in the run's metadata (and log to TensorBoard).
+        hparams: hyperparameters to keep in the run's metadata (and log to TensorBoard); values of
+            secret-looking keys (``hub_token``, ``*_api_key``, ...) are replaced by
+            :func:`~attnflows_callback.hparams.redact` first.
         trainer_args: the trainer's full arguments, kept in ``run.json`` as ``trainer_args``
-            only (the callbacks pass every ``TrainingArguments`` field here).
+            only (the callbacks pass every ``TrainingArguments`` field here), redacted alike.
         strict: raise on I/O failure instead of warning and stopping the recording.
         overwrite: replace a run directory that holds another probe set or model.
         resume: continue the run in ``run_dir``; a snapshot at or before its last step
@@ -147,7 +150,7 @@ class AttentionRecorder:
         self.strict = strict
         self.resume = resume
         self.run_dir = Path(run_dir)
-        self.hparams = dict(hparams or {})
+        self.hparams = redact(hparams or {})  # run.json and the events file are served without authentication
         streams = self.probe_pass.stream_shapes()
         self.writer = RunWriter(
             self.run_dir,
@@ -159,15 +162,21 @@ class AttentionRecorder:
         )
         existing = self.writer.steps()
         self.last_step: int | None = existing[-1] if existing else None
+        self._published: int | None = self.last_step  # the last step on disk, for the final status
         self._orphans_purged = not resume
         self._reference: dict[str, list[np.ndarray]] | None = None
         self._error: BaseException | None = None
+        self._failure: BaseException | None = None  # the I/O failure that stopped recording, for the status
         self._stopped = False
         self._closed = False
-        self._tensorboard = TensorBoardLog(self.run_dir) if tensorboard else None
         self._health = AttentionHealth(special_masks(probe.tokens, probe.word_ids), warn=health_warnings)
-        if self._tensorboard is not None and self.hparams:
-            self._tensorboard.hparams(self.hparams)
+        try:
+            self._tensorboard = TensorBoardLog(self.run_dir) if tensorboard else None
+            if self._tensorboard is not None and self.hparams:
+                self._tensorboard.hparams(self.hparams)
+        except BaseException as err:
+            self._close_writer("failed", f"{type(err).__name__}: {err}")
+            raise
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._thread = threading.Thread(target=self._write_loop, name="attnflows-writer", daemon=True)
         self._thread.start()
@@ -233,8 +242,13 @@ class AttentionRecorder:
         self.last_step = kept[-1] if kept else None
         return purged
 
-    def close(self, status: str = "finished") -> None:
-        """Drain the queue, publish the run's status and stop the writer. Safe to call twice."""
+    def close(self, status: str = "finished", reason: str | None = None) -> None:
+        """Drain the queue, publish the run's final status, release the run and stop the writer.
+
+        The status is written on every way out whenever ``status.json`` can be written:
+        ``status`` (``finished``, or ``failed``/``interrupted`` with ``reason``), and ``failed``
+        with the I/O error when a failure stopped the recording earlier. Safe to call twice.
+        """
         if self._closed:
             return
         self._closed = True
@@ -243,8 +257,9 @@ class AttentionRecorder:
             self._queue.put(None)
             self._thread.join()
         try:
-            if not self._stopped:
-                self.writer.set_status(status, last_step=self.last_step)
+            if self._failure is not None:
+                status, reason = "failed", f"recording stopped: {type(self._failure).__name__}: {self._failure}"
+            self._close_writer(status, reason)
         except OSError as err:
             self._fail(err)
         finally:
@@ -252,11 +267,24 @@ class AttentionRecorder:
                 self._tensorboard.close()
         self._raise_pending()
 
+    def _close_writer(self, status: str, reason: str | None) -> None:
+        """Publish the final status, then release the writer lock (even if the status cannot be written)."""
+        try:
+            details = {"last_step": self._published_step()}
+            if reason:
+                details["reason"] = reason
+            self.writer.set_status(status, **details)
+        finally:
+            self.writer.close()
+
+    def _published_step(self) -> int | None:
+        return self.last_step if self._failure is None else self._published
+
     def __enter__(self) -> AttentionRecorder:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.close(_status_for(exc_type))
+        self.close(_status_for(exc_type), None if exc_type is None else f"{exc_type.__name__}: {exc}".rstrip(": "))
 
     # ------------------------------------------------------------- internals
     def _put(self, item) -> None:
@@ -275,6 +303,8 @@ class AttentionRecorder:
 
     def _fail(self, err: BaseException) -> None:
         self._stopped = True
+        if self._failure is None:
+            self._failure = err
         if self.strict:
             self._error = err
         else:
@@ -295,6 +325,7 @@ class AttentionRecorder:
                     continue
                 if item[0] == "purge":
                     self.writer.purge_from(item[1])
+                    self._published = None if self._published is None or self._published >= item[1] else self._published
                 else:
                     self._write(*item[1:])
             except BaseException as err:  # noqa: BLE001 - any failure stops recording, never training
@@ -320,6 +351,7 @@ class AttentionRecorder:
             epoch=epoch,
             wall_time=wall_time,
         )
+        self._published = step
         if self._tensorboard is not None or self._health.warn:
             health = self._health.observe(step, capture.attention, summaries, self._reference)
             if self._tensorboard is not None:
@@ -403,7 +435,7 @@ def _run_meta(model, probe: TokenizedProbe, streams: dict, hparams: dict, reduct
         "versions": {"attnflows": __version__, "torch": torch.__version__, "transformers": transformers.__version__},
     }
     if trainer_args:
-        meta["trainer_args"] = _jsonable(trainer_args)
+        meta["trainer_args"] = _jsonable(redact(trainer_args))
     return meta
 
 

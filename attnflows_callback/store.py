@@ -7,6 +7,7 @@ Layout (``docs/format.md`` is the full schema)::
         attnflows/
             run.json                        model, streams, probe id, hyperparameters, format version
             status.json                     running | finished | failed | interrupted
+            writer.lock                     the live writer's host and PID (one writer per run)
             probe.h5                        texts, labels, token ids, tokens, other fed inputs
             snapshots/step-000000000000.h5  one immutable file per snapshot
 
@@ -18,12 +19,16 @@ one new file. The sorted listing of ``snapshots/`` is the index.
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import io
 import json
 import lzma
 import os
 import re
 import shutil
-import tempfile
+import socket
+import stat
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,6 +45,13 @@ SNAPSHOT_DIRNAME = "snapshots"
 SNAPSHOT_NAME = re.compile(r"^step-(\d{12})\.h5$")
 STATUSES = ("running", "finished", "failed", "interrupted")
 SNAPSHOT_KINDS = ("step", "checkpoint", "epoch_end", "final")
+LOCK_NAME = "writer.lock"
+TEMP_NAME = re.compile(r"^\..+\.tmp$")
+MAX_JSON_BYTES = 16 * 2**20  # run.json and status.json: anything larger is not ours
+
+
+class UnsafeFileError(OSError):
+    """A file or HDF5 object that attnflows refuses to read: a link out of the run, a FIFO or device, a bomb."""
 
 
 # ------------------------------------------------------------------ encodings
@@ -56,6 +68,10 @@ class Encoding:
         raise NotImplementedError
 
     def dataset_options(self, shape: tuple[int, ...]) -> dict:
+        raise NotImplementedError
+
+    def max_stored_size(self, shape: tuple[int, ...]) -> int:
+        """Elements the stored dataset of a ``shape`` tensor may hold; checked before it is read."""
         raise NotImplementedError
 
 
@@ -88,16 +104,53 @@ class CompactUint8(Encoding):
         return np.frombuffer(packed, dtype=np.uint8)
 
     def decode(self, stored: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-        raw = lzma.decompress(stored.tobytes(), format=lzma.FORMAT_RAW, filters=COMPACT_FILTERS)
+        expected = int(np.prod(shape, dtype=np.int64))
+        raw = decompress_exactly(stored.tobytes(), expected)
         keymajor_shape = (*shape[:-2], shape[-1], shape[-2])
         codes = np.frombuffer(raw, dtype=np.uint8).reshape(keymajor_shape).swapaxes(-1, -2)
         return _from_codes(codes)
+
+    def max_stored_size(self, shape: tuple[int, ...]) -> int:
+        """The largest stream that can hold ``shape``'s codes (LZMA2 stores incompressible data plus 3 bytes per 64 KiB)."""
+        expected = int(np.prod(shape, dtype=np.int64))
+        return expected + 3 * (expected // 65536 + 1) + 64
 
     def dataset_options(self, shape):
         return {}
 
 
 COMPACT_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 6, "lc": 4, "lp": 0, "pb": 0}]
+
+
+def decompress_exactly(data: bytes, expected: int) -> bytes:
+    """Decode one raw LZMA2 stream that must inflate to exactly ``expected`` bytes.
+
+    The output is capped at ``expected + 1`` bytes, so a bomb costs at most that much memory
+    and time; a stream that inflates to more or less, or trails other data (``lzma.decompress``
+    would decode each trailing stream, slowly), is refused with a ValueError.
+
+    Example:
+        >>> packed = lzma.compress(bytes(100), format=lzma.FORMAT_RAW, filters=COMPACT_ENCODE_FILTERS)
+        >>> len(decompress_exactly(packed, 100))
+        100
+        >>> decompress_exactly(packed, 99)
+        Traceback (most recent call last):
+        ...
+        ValueError: the attention stream inflates to more than the 99 bytes its shape declares
+    """
+    decoder = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=COMPACT_FILTERS)
+    try:
+        raw = decoder.decompress(data, max_length=expected + 1)
+    except lzma.LZMAError as err:
+        raise ValueError(f"the attention stream is not valid LZMA2 ({err})") from None
+    if len(raw) > expected:
+        raise ValueError(f"the attention stream inflates to more than the {expected} bytes its shape declares")
+    if len(raw) < expected:
+        raise ValueError(f"the attention stream inflates to {len(raw)} bytes, its shape declares {expected}")
+    if decoder.unused_data or (not decoder.eof and decoder.decompress(b"", max_length=1)):
+        raise ValueError("the attention stream is followed by other data")
+    return raw
+
 # Preset 4 encodes these codes in half the time of preset 6 at the same size on the bundled probe
 # (+2% on 49-token examples); its 4 MiB dictionary is within the 8 MiB that COMPACT_FILTERS
 # decodes with, so every stream, old or new, decodes with COMPACT_FILTERS.
@@ -119,6 +172,9 @@ class Uint8(Encoding):
     def dataset_options(self, shape):
         return {"compression": "gzip", "compression_opts": 9, "chunks": shape}
 
+    def max_stored_size(self, shape: tuple[int, ...]) -> int:
+        return int(np.prod(shape, dtype=np.int64))
+
 
 class Float16(Encoding):
     """float16 with byte shuffle and deflate: exact to half precision (error <= 2**-12 on [0, 1])."""
@@ -134,6 +190,9 @@ class Float16(Encoding):
 
     def dataset_options(self, shape):
         return {"compression": "gzip", "compression_opts": 6, "shuffle": True, "chunks": shape}
+
+    def max_stored_size(self, shape: tuple[int, ...]) -> int:
+        return int(np.prod(shape, dtype=np.int64))
 
 
 ENCODINGS: dict[str, Encoding] = {e.name: e for e in (CompactUint8(), Uint8(), Float16())}
@@ -157,6 +216,98 @@ def snapshot_filename(step: int) -> str:
     return f"step-{step:012d}.h5"
 
 
+def open_regular(path: str | os.PathLike) -> int:
+    """A read-only descriptor of ``path`` if it is a regular file here and now, else UnsafeFileError.
+
+    ``lstat`` refuses symbolic links, FIFOs, sockets and devices by name; the open itself
+    does not follow a link and cannot block (``O_NOFOLLOW | O_NONBLOCK``), and ``fstat`` of
+    the open descriptor must show the same regular file, so nothing swapped in between the
+    two is ever read. Checked at every open, never only when the run was listed.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.NamedTemporaryFile() as f:
+        ...     os.close(open_regular(f.name))
+        >>> fifo = Path(tempfile.mkdtemp()) / "probe.h5"
+        >>> os.mkfifo(fifo)
+        >>> open_regular(fifo)
+        Traceback (most recent call last):
+        ...
+        attnflows_callback.store.UnsafeFileError: probe.h5 is a FIFO; attnflows reads only regular files inside the run
+    """
+    path = Path(path)
+    before = os.lstat(path)
+    if not stat.S_ISREG(before.st_mode):
+        raise UnsafeFileError(f"{path.name} is {_file_kind(before.st_mode)}; attnflows reads only regular files inside the run")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        now = os.fstat(fd)
+        if not stat.S_ISREG(now.st_mode) or (now.st_dev, now.st_ino) != (before.st_dev, before.st_ino):
+            raise UnsafeFileError(f"{path.name} was replaced while it was opened; attnflows reads only regular files")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def read_regular(path: str | os.PathLike, limit: int = MAX_JSON_BYTES) -> bytes:
+    """The bytes of the regular file ``path`` (see :func:`open_regular`), refusing one larger than ``limit``."""
+    with os.fdopen(open_regular(path), "rb") as f:
+        chunks, size = [], 0
+        while size <= limit:  # in pieces: read(limit) would allocate the limit up front
+            chunk = f.read(min(2**16, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    if size > limit:
+        raise UnsafeFileError(f"{Path(path).name} is larger than {limit} bytes; attnflows wrote no such file")
+    return b"".join(chunks)
+
+
+def read_json(path: str | os.PathLike, limit: int = MAX_JSON_BYTES):
+    """JSON from the regular file ``path`` (ValueError if it is not JSON)."""
+    return json.loads(read_regular(path, limit).decode("utf-8"))
+
+
+class RegularH5File(h5py.File):
+    """``h5py.File(path, "r")`` of a checked regular file: HDF5 reads through the descriptor that was checked.
+
+    h5py holds one process-wide lock while it opens a file, so a FIFO handed to it would stall
+    every other read in the process; HDF5 is only ever given the descriptor
+    :func:`open_regular` checked, never a path that might have been swapped since.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        fileobj = os.fdopen(open_regular(path), "rb")
+        try:
+            super().__init__(fileobj, "r")
+        except BaseException:
+            fileobj.close()
+            raise
+        self._attnflows_fileobj = fileobj
+        opened = os.fstat(fileobj.fileno())
+        self.identity = (opened.st_ino, opened.st_size, opened.st_mtime_ns)  # as the reader's index records it
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            fileobj = self.__dict__.get("_attnflows_fileobj")
+            if fileobj is not None:
+                fileobj.close()
+
+
 def publish_bytes(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` atomically (temporary dot-file, fsync, ``os.replace``)."""
     with _atomic_path(path) as tmp:
@@ -168,29 +319,77 @@ def publish_json(path: Path, value: Mapping) -> None:
     publish_bytes(path, json.dumps(value, indent=1, sort_keys=True, default=_json_default).encode("utf-8"))
 
 
+class _published_image:
+    """Context manager yielding an in-memory file that is published atomically onto ``path`` on success.
+
+    HDF5 builds the file in memory and Python writes it: a full disk or a lost folder is a
+    plain OSError from :func:`publish_bytes`, never an HDF5 file left half-closed (which
+    crashes the interpreter at exit).
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def __enter__(self) -> io.BytesIO:
+        self.image = io.BytesIO()
+        return self.image
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            publish_bytes(self.path, self.image.getvalue())
+
+
 class _atomic_path:
-    """Context manager yielding a temporary path that is fsynced and renamed onto ``path`` on success."""
+    """Context manager yielding a temporary path that is fsynced and renamed onto ``path`` on success.
+
+    The temporary file is created ``O_EXCL`` with mode ``0666`` less the umask, like any file
+    the user writes (0644 under umask 022; ``mkstemp`` would make it 0600, and ``os.replace``
+    keeps that), so the published file is as readable as TensorBoard's own event files.
+    """
 
     def __init__(self, path: Path):
         self.path = Path(path)
 
     def __enter__(self) -> Path:
-        fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(name)
-        return self.tmp
+        for _ in range(100):
+            name = self.path.parent / f".{self.path.name}.{os.urandom(6).hex()}.tmp"
+            try:
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+            except FileExistsError:
+                continue
+            os.close(fd)
+            self.tmp = name
+            return self.tmp
+        raise FileExistsError(errno.EEXIST, f"no free temporary name beside {self.path.name}")
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             self.tmp.unlink(missing_ok=True)
             return
-        fd = os.open(self.tmp, os.O_RDONLY)
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(self.tmp, self.path)
+            fd = os.open(self.tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)
+            raise
         _fsync_dir(self.path.parent)
+
+
+def _overwrite_in_place(path: Path, payload: bytes) -> None:
+    """Write ``payload`` over the regular file ``path`` from its first byte, then cut it to length."""
+    fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnsafeFileError(f"{path.name} is not a regular file")
+        os.pwrite(fd, payload, 0)
+        os.ftruncate(fd, len(payload))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -229,8 +428,183 @@ class RunExistsError(ValueError):
     """The run directory already holds data that this writer must not overwrite or mix with."""
 
 
+class RunLockedError(RunExistsError):
+    """Another live writer holds the run directory's writer lock.
+
+    Attributes:
+        holder: ``{"host": ..., "pid": ..., "started": ...}`` of that writer, as far as it is known.
+    """
+
+    def __init__(self, message: str, holder: dict | None = None):
+        super().__init__(message)
+        self.holder = holder or {}
+
+
+class WriterLock:
+    """The exclusive writer lock of one run: ``attnflows/writer.lock``, naming its holder's host and PID.
+
+    It is an advisory ``flock`` on that file: the kernel releases it when the holder exits,
+    however it exits (a SIGKILL included), so a lock left by a dead writer is stale and is
+    simply taken over. A second writer, in this process or another, is refused with a
+    :class:`RunLockedError` naming the holder. Release unlinks the file while still holding
+    the lock; a writer that locked a file since unlinked notices it and tries again.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> first = WriterLock(folder).acquire()
+        >>> try:
+        ...     WriterLock(folder).acquire()
+        ... except RunLockedError as err:
+        ...     err.holder["pid"] == os.getpid()
+        True
+        >>> first.release()
+        >>> WriterLock(folder).acquire().release()
+    """
+
+    def __init__(self, data_dir: str | os.PathLike):
+        self.path = Path(data_dir) / LOCK_NAME
+        self.fd: int | None = None
+        self.stale_holder: dict | None = None  # the dead writer whose lock this one took over
+        self.acquired_at: float | None = None
+
+    def acquire(self) -> WriterLock:
+        for _ in range(10):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+                         | getattr(os, "O_CLOEXEC", 0), 0o666)
+            try:
+                opened = os.fstat(fd)
+                if not stat.S_ISREG(opened.st_mode):
+                    raise RunExistsError(f"{self.path} is {_file_kind(opened.st_mode)}, not a lock file; remove it")
+                if not self._lock(fd):
+                    raise self._refusal(_read_holder(fd, wait=True))
+                try:
+                    current = os.stat(self.path, follow_symlinks=False)
+                except FileNotFoundError:
+                    current = None
+                if current is None or (current.st_dev, current.st_ino) != (opened.st_dev, opened.st_ino):
+                    os.close(fd)  # the holder released (and unlinked) it as we locked: lock the new file
+                    continue
+                self.stale_holder = _read_holder(fd) or None
+                record = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()})
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, record.encode("utf-8"), 0)
+                os.fsync(fd)
+                self.acquired_at = os.fstat(fd).st_mtime
+            except BaseException:
+                os.close(fd)
+                raise
+            self.fd = fd
+            return self
+        raise RunLockedError(f"the writer lock of {self.path.parent} keeps changing hands; try again")
+
+    def _lock(self, fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+        except OSError as err:  # a filesystem without flock: judge by the recorded holder
+            if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL):
+                raise
+            holder = _read_holder(fd)
+            return not holder or holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname() \
+                or not _holder_alive(holder)
+
+    def _refusal(self, holder: dict) -> RunLockedError:
+        who = (f"host {holder.get('host')!r}, pid {holder.get('pid')}" if holder else "a writer that has not named itself yet")
+        mine = holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname()
+        fix = ("close the earlier recorder (or RunWriter) of this run first" if mine else
+               "wait for it to finish, or record into another run directory; the lock is released when that "
+               "process exits, even if it is killed")
+        return RunLockedError(f"{self.path.parent} is being written by another writer ({who}); {fix}", holder)
+
+    def release(self) -> None:
+        """Unlink the lock file and drop the lock. Safe to call twice."""
+        if self.fd is None:
+            return
+        fd, self.fd = self.fd, None
+        try:
+            opened = os.fstat(fd)
+            current = os.stat(self.path, follow_symlinks=False)
+            if (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino):
+                self.path.unlink()
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    @property
+    def held(self) -> bool:
+        return self.fd is not None
+
+
+def _read_holder(fd: int, wait: bool = False) -> dict:
+    """The holder recorded in a lock file; with ``wait``, give a writer that just locked it 0.5 s to write it."""
+    deadline = time.monotonic() + (0.5 if wait else 0.0)
+    while True:
+        try:
+            holder = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+            if isinstance(holder, dict):
+                return holder
+        except (OSError, ValueError):
+            pass
+        if time.monotonic() >= deadline:
+            return {}
+        time.sleep(0.02)
+
+
+def _holder_alive(holder: dict) -> bool:
+    """False only when the holder is known to be gone: a PID of this host that no longer exists."""
+    if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+        return True
+    try:
+        os.kill(holder["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def dead_writer(data_dir: str | os.PathLike) -> str | None:
+    """Why a run that says ``running`` has no writer any more, or None while one may be alive.
+
+    Only a lock naming a PID of this host that no longer exists is known to be dead (a writer
+    killed with SIGKILL leaves its lock file; a writer that closes removes it). A lock of
+    another host, or no lock at all, cannot be judged from here.
+    """
+    try:
+        holder = json.loads(read_regular(Path(data_dir) / LOCK_NAME, 4096).decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(holder, dict) or _holder_alive(holder):
+        return None
+    return f"the writer (pid {holder.get('pid')} on this host) ended without closing the run"
+
+
+def model_shape(meta: Mapping) -> str:
+    """What a resumed run must share with the model: its streams (layers x heads) and classes.
+
+    Example:
+        >>> model_shape({"streams": {"self": {"layers": 2, "heads": 4}}, "model": {"config": {"id2label": {0: "a", 1: "b"}}}})
+        'streams self=2x4, 2 classes'
+    """
+    streams = meta.get("streams") or {}
+    text = "streams " + (",".join(f"{name}={info.get('layers')}x{info.get('heads')}"
+                                  for name, info in sorted(streams.items())) or "none")
+    config = (meta.get("model") or {}).get("config") or {}
+    classes = len(config["id2label"]) if isinstance(config.get("id2label"), Mapping) else config.get("num_labels")
+    return text if classes is None else f"{text}, {classes} classes"
+
+
 class RunWriter:
     """Writes one run directory: metadata and probe once, then one shard per snapshot.
+
+    One writer per run: the writer holds the run's :class:`WriterLock` from construction to
+    :meth:`close`, and a second writer (``resume=True`` and ``overwrite=True`` included) is
+    refused before it reads, purges or writes anything. Temporary files left by a killed
+    writer (older than the lock, which is now ours) are removed.
 
     Args:
         run_dir: the TensorBoard run directory; data goes to ``run_dir/attnflows``.
@@ -243,6 +617,7 @@ class RunWriter:
         resume: continue a run with the same probe set and model.
 
     Raises:
+        RunLockedError: another live writer holds the run (its host and PID are named).
         RunExistsError: if the directory holds another probe set or model (without
             ``overwrite``), or snapshots (without ``resume`` or ``overwrite``).
     """
@@ -263,45 +638,86 @@ class RunWriter:
         self.data_dir = self.run_dir / DATA_DIRNAME
         self.snapshot_dir = self.data_dir / SNAPSHOT_DIRNAME
         meta = {**meta, "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "encoding": self.encoding.name}
-        existing = self._existing_meta()
-        if existing is not None:
-            self._check_compatible(existing, meta, overwrite=overwrite, resume=resume)
-        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
-        if existing is None or overwrite:
-            meta.setdefault("created", time.time())
-            self._write_probe(probe_arrays)
-            publish_json(self.data_dir / "run.json", meta)
-        else:
-            meta = {**existing, **{k: v for k, v in meta.items() if k not in ("created", "encoding")}}
-            publish_json(self.data_dir / "run.json", meta)
-            self.encoding = get_encoding(existing.get("encoding", DEFAULT_ENCODING))
-        self.meta = meta
-        if marker_events_file:
-            write_marker_events_file(self.run_dir)
-        self.set_status("running")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.lock = WriterLock(self.data_dir).acquire()
+        try:
+            existing = self._existing_meta()
+            if existing is not None:
+                self._check_compatible(existing, meta, overwrite=overwrite, resume=resume)
+            self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+            self.removed_temporaries = self._remove_orphaned_temporaries()
+            if existing is None or overwrite:
+                meta.setdefault("created", time.time())
+                self._write_probe(probe_arrays)
+                publish_json(self.data_dir / "run.json", meta)
+            else:
+                meta = {**existing, **{k: v for k, v in meta.items() if k not in ("created", "encoding")}}
+                publish_json(self.data_dir / "run.json", meta)
+                self.encoding = get_encoding(existing.get("encoding", DEFAULT_ENCODING))
+            self.meta = meta
+            if marker_events_file:
+                write_marker_events_file(self.run_dir)
+            self.set_status("running")
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def close(self) -> None:
+        """Release the writer lock (after the final status). Safe to call twice."""
+        self.lock.release()
 
     # --------------------------------------------------------------- set-up
     def _existing_meta(self) -> dict | None:
         path = self.data_dir / "run.json"
-        if not path.exists():
+        if not os.path.lexists(path):
             return None
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            return read_json(path)
         except (OSError, ValueError) as err:
             raise RunExistsError(
                 f"{self.data_dir} holds an unreadable run.json ({err}); pass overwrite=True to replace it, "
                 "or choose another run directory"
             ) from None
 
+    def _remove_orphaned_temporaries(self) -> list[str]:
+        """Delete the temporary dot-files of killed writers: this writer holds the lock, so none is in use."""
+        removed = []
+        for folder in (self.data_dir, self.snapshot_dir):
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for entry in entries:
+                try:
+                    if (TEMP_NAME.match(entry.name) and entry.is_file(follow_symlinks=False)
+                            and entry.stat(follow_symlinks=False).st_mtime <= self.lock.acquired_at):
+                        os.unlink(entry.path)
+                        removed.append(entry.name)
+                except OSError:
+                    continue
+        return removed
+
     def _check_compatible(self, existing: dict, meta: dict, *, overwrite: bool, resume: bool) -> None:
         if overwrite:
-            # Replace only what attnflows wrote; anything else in the TensorBoard run stays.
-            shutil.rmtree(self.data_dir)
+            # Replace only what attnflows wrote; anything else in the TensorBoard run stays (and the lock we hold).
+            for entry in os.scandir(self.data_dir):
+                if entry.name == LOCK_NAME:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
             return
         if existing.get("probe_id") != meta.get("probe_id"):
             raise RunExistsError(
                 f"{self.data_dir} holds snapshots of another probe set (probe id {existing.get('probe_id')}, "
                 f"this one is {meta.get('probe_id')}); use a new run directory, or pass overwrite=True to replace it"
+            )
+        old_shape, new_shape = model_shape(existing), model_shape(meta)
+        if old_shape != new_shape:
+            raise RunExistsError(
+                f"{self.data_dir} holds snapshots of another model shape (the run has {old_shape}; this model has "
+                f"{new_shape}); one run holds one model: use a new run directory, or pass overwrite=True to replace it"
             )
         old_model = existing.get("model", {}).get("identity")
         new_model = meta.get("model", {}).get("identity")
@@ -317,8 +733,8 @@ class RunWriter:
             )
 
     def _write_probe(self, arrays: dict) -> None:
-        with _atomic_path(self.data_dir / "probe.h5") as tmp:
-            with h5py.File(tmp, "w") as f:
+        with _published_image(self.data_dir / "probe.h5") as image:
+            with h5py.File(image, "w") as f:
                 for name, value in arrays.items():
                     if value is None:
                         continue
@@ -366,8 +782,8 @@ class RunWriter:
         if kind not in SNAPSHOT_KINDS:
             raise ValueError(f"kind must be one of {SNAPSHOT_KINDS}, got {kind!r}")
         path = self.snapshot_dir / snapshot_filename(step)
-        with _atomic_path(path) as tmp:
-            with h5py.File(tmp, "w", libver="latest") as f:
+        with _published_image(path) as image:
+            with h5py.File(image, "w", libver="latest") as f:
                 f.attrs.update(
                     format_version=FORMAT_VERSION,
                     step=int(step),
@@ -393,6 +809,17 @@ class RunWriter:
         return path
 
     def set_status(self, status: str, **details) -> None:
+        """Publish ``status.json``; when the atomic publish fails (a full disk has no room for a
+        temporary copy) the small file is overwritten in place, in the blocks it already has."""
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
-        publish_json(self.data_dir / "status.json", {"status": status, "updated": time.time(), **details})
+        path = self.data_dir / "status.json"
+        payload = json.dumps({"status": status, "updated": time.time(), **details}, indent=1, sort_keys=True,
+                             default=_json_default).encode("utf-8")
+        try:
+            publish_bytes(path, payload)
+        except OSError as err:
+            try:
+                _overwrite_in_place(path, payload)
+            except OSError:
+                raise err from None

@@ -30,6 +30,7 @@ SCRIPTS = [
     ("bench_flow.py", "Flow and rollout speed vs the networkx Edmonds-Karp reference", 480),
     ("bench_import.py", "Plugin import: what TensorBoard pays at start with attnflows installed", 300),
     ("bench_plugin.py", "Plugin: server-side latency per route at 10, 100 and 1,000 snapshots", 400),
+    ("bench_safety.py", "Hostile files: limited decode vs lzma.decompress; checked reads and in-memory writes vs plain h5py", 300),
     ("bench_frontend.py", "Frontend: first render and scrub frame time in headless Chromium", 300),
     ("bench_gpu.py", "GPU: overhead and snapshot cost under bf16 autocast, sdpa training, eager probe pass", 600),
 ]

@@ -17,7 +17,7 @@ import numpy as np
 from attnflows_callback import analysis
 
 from . import registry
-from .errors import BadRequest, MethodNotAllowed, NotFound, safe_text
+from .errors import ApiError, BadRequest, MethodNotAllowed, NotFound, describe, neutralise_bidi, safe_text
 from .params import resolve_heads
 from .runs import AttentionCache, OpenRun
 
@@ -42,7 +42,7 @@ def frame(header: dict, values: np.ndarray) -> bytes:
     """
     values = np.ascontiguousarray(values, dtype="<f4")
     header = {**header, "shape": list(values.shape)}
-    text = json.dumps(header, separators=(",", ":"), ensure_ascii=True).encode("utf-8")
+    text = neutralise_bidi(json.dumps(header, separators=(",", ":"), ensure_ascii=False)).encode("utf-8")
     text += b" " * (-(4 + len(text)) % 4)
     return struct.pack("<I", len(text)) + text + values.tobytes()
 
@@ -82,33 +82,34 @@ def check_step(entry: OpenRun, step: int, what: str = "step") -> int:
     try:
         entry.run.snapshot_info(step)
     except KeyError:
-        raise NotFound(f"unknown {what} {step}: it is not a readable snapshot of this run (see /runs)") from None
+        raise NotFound(f"unknown {what}: it is not a readable snapshot of this run (see /runs)") from None
     return step
 
 
 def check_example(entry: OpenRun, example: int) -> int:
     if not 0 <= example < entry.run.num_examples:
-        raise NotFound(f"unknown example {example}: the probe set has {entry.run.num_examples} examples")
+        raise NotFound(f"unknown example: the probe set has {entry.run.num_examples} examples")
     return example
 
 
 def check_index(value: int, size: int, what: str) -> int:
     if not 0 <= value < size:
-        raise BadRequest(f"{what} {value} is out of range [0, {size})")
+        raise BadRequest(f"{what} is out of range: it must be in [0, {size})")
     return value
 
 
 def read_attention(entry: OpenRun, cache: AttentionCache, example: int, step: int, stream: str) -> np.ndarray:
     """Decoded attention ``[L, H, Tq, Tk]``.
 
-    A shard that fails now (damaged after it was indexed, or holding a link out of the run)
-    is a 404 for that snapshot only, and is recorded as a problem of the run for /runs.
+    A shard that fails now (damaged after it was indexed, holding a link out of the run, a
+    shape that disagrees with the run, a stream that inflates past its shape) is a 404 for
+    that snapshot only, and is recorded as a problem of the run for /runs.
     """
     try:
         return cache.get(entry, example, step, stream)
     except (OSError, ValueError, KeyError, EOFError, RuntimeError) as err:
         reason = entry.note_read_problem(step, err)
-        raise NotFound(f"snapshot at step {step} could not be read ({reason}); see the run's problems") from None
+        raise NotFound(f"the snapshot could not be read ({reason}); see the run's problems") from None
 
 
 def classification_source(entry: OpenRun, length: int) -> int:
@@ -122,7 +123,9 @@ def run_listing_impl(name: str, entry: OpenRun) -> dict:
     run = entry.run
     steps = run.steps.tolist()
     model = run.meta.get("model", {})
-    status = run.status.get("status", "unknown")
+    status = run.status
+    reason = status.get("reason")
+    status = status.get("status", "unknown")
     return {
         "run": name,
         "steps": steps,
@@ -135,6 +138,7 @@ def run_listing_impl(name: str, entry: OpenRun) -> dict:
         "classification_position": run.meta.get("classification_position", "first"),
         "hparams": run.meta.get("hparams", {}),
         "status": status if status in STATUSES else "unknown",
+        "status_reason": safe_text(reason) if isinstance(reason, str) and reason else None,
         "problems": entry.problems(),
         "notes": [safe_text(note) for note in run.notes],
     }
@@ -322,7 +326,7 @@ def flow_impl(name: str, entry: OpenRun, cache: AttentionCache, *, example: int,
     attention = read_attention(entry, cache, example, step, stream)
     tokens, key_tokens = entry.run.stream_tokens(example, stream)
     if method != "raw" and (stream in CROSS_STREAMS or attention.shape[-1] != attention.shape[-2]):
-        raise BadRequest(f"method {method!r} needs self-attention; stream {stream!r} is cross-attention")
+        raise BadRequest("this method needs self-attention; the stream is cross-attention")
     length = attention.shape[-1]
     source = classification_source(entry, length) if source is None else check_index(source, length, "source")
     layer = layers - 1 if layer is None else check_index(layer, layers, "layer")
@@ -364,7 +368,7 @@ def head_selection(attention: np.ndarray, pairs: list[tuple[int, int]] | None) -
     per_layer = [[h for l, h in pairs if l == layer] for layer in range(attention.shape[0])]
     empty = [layer for layer, chosen in enumerate(per_layer) if not chosen]
     if empty:
-        raise BadRequest(f"heads selects no head in layer {empty[0]}; this method needs at least one head per layer")
+        raise BadRequest("heads selects no head in some layer; this method needs at least one head per layer")
     if all(chosen == per_layer[0] for chosen in per_layer):
         return attention, per_layer[0]
     return np.stack([attention[layer, chosen].mean(axis=0) for layer, chosen in enumerate(per_layer)])[:, None], None
@@ -391,7 +395,7 @@ def compare_impl(name: str, entry: OpenRun, other_name: str, other: OpenRun, cac
     stream = check_stream(entry, stream)
     check_stream(other, stream)
     if entry.run.stream_shape(stream) != other.run.stream_shape(stream):
-        raise BadRequest(f"stream {stream!r} has a different number of layers or heads in the two runs")
+        raise BadRequest("the stream has a different number of layers or heads in the two runs")
     check_step(entry, step)
     check_step(other, other_step, "other_step")
     if example is not None:
@@ -419,7 +423,7 @@ def compare_impl(name: str, entry: OpenRun, other_name: str, other: OpenRun, cac
         a = read_attention(entry, cache, example, step, stream)
         b = read_attention(other, cache, example, other_step, stream)
         if stream in CROSS_STREAMS or a.shape[-1] != a.shape[-2]:
-            raise BadRequest(f"the comparison trace needs self-attention; stream {stream!r} is cross-attention")
+            raise BadRequest("the comparison trace needs self-attention; the stream is cross-attention")
         tokens, _ = entry.run.stream_tokens(example, stream)
         length = a.shape[-1]
         source = classification_source(entry, length) if source is None else check_index(source, length, "source")
@@ -442,4 +446,4 @@ def _compare_measures(entry, other, cache, step, other_step, example, stream) ->
 
 def error_body(err: Exception) -> dict:
     """The JSON body of an error response."""
-    return {"error": safe_text(err)}
+    return {"error": safe_text(err) if isinstance(err, ApiError) else describe(err)}

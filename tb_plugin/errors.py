@@ -1,14 +1,22 @@
 """Typed, safe-to-show errors of the plugin's HTTP API.
 
 Every message that leaves the server goes through :func:`safe_text`: no absolute path,
-no traceback, only a short sentence. Messages never echo a raw query value.
+no traceback, only a short sentence. Messages never echo a query value, raw or parsed.
+Every text served to the browser goes through :func:`neutralise_bidi` (see ``plugin._json_bytes``
+and ``api.frame``), so no stored text can reorder what the tab or its SVG export shows.
 """
 
 from __future__ import annotations
 
+import os
 import re
 
 _ABSOLUTE_PATH = re.compile(r"""(?<![\w.~])(?:[A-Za-z]:)?[/\\][^\s'"(),;:]*""")
+_QUOTED_PATH = re.compile(r"""(['"])(?:[A-Za-z]:)?[/\\][^'"\n]*?\1""")  # a quoted path may hold spaces and parentheses
+# Bidirectional controls (embeddings, overrides, isolates, marks): stored text could use them to
+# show "exe.png" as "gnp.exe"; each becomes U+FFFD, visibly there and inert.
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_NEUTRAL = str.maketrans({c: "\ufffd" for c in BIDI_CONTROLS})
 _H5_DETAILS = re.compile(r"\((?:[^()]*=)[^()]*\)")  # h5py's "(name = '/x', errno = 2, ...)"
 MAX_MESSAGE_CHARS = 300
 
@@ -53,10 +61,36 @@ def safe_text(text: object) -> str:
         >>> safe_text("cannot read /home/u/logs/run/attnflows/probe.h5: truncated")
         'cannot read probe.h5: truncated'
     """
-    text = _H5_DETAILS.sub("", str(text))
+    text = _QUOTED_PATH.sub(lambda m: _last_component(m.group(0)[1:-1]), str(text))
+    text = _H5_DETAILS.sub("", text)
     text = _ABSOLUTE_PATH.sub(lambda m: _last_component(m.group(0)), text)
     text = " ".join(text.split())
-    return text[:MAX_MESSAGE_CHARS]
+    return neutralise_bidi(text[:MAX_MESSAGE_CHARS])
+
+
+def describe(err: BaseException) -> str:
+    """``"Type: message"`` of an exception, safe to show; an OS error names only its file's last component.
+
+    Example:
+        >>> describe(PermissionError(13, "Permission denied", "/srv/pe rm (x)log dir/run a/attnflows/probe.h5"))
+        'PermissionError: Permission denied: probe.h5'
+    """
+    if isinstance(err, OSError) and err.strerror:
+        name = _last_component(os.fsdecode(err.filename)) if err.filename is not None else ""
+        text = f"{err.strerror}: {name}" if name else err.strerror
+    else:
+        text = str(err)
+    return safe_text(f"{type(err).__name__}: {text}" if text else type(err).__name__)
+
+
+def neutralise_bidi(text: str) -> str:
+    """``text`` with every bidirectional control character replaced by U+FFFD.
+
+    Example:
+        >>> neutralise_bidi("live \u202egnp.exe")
+        'live \ufffdgnp.exe'
+    """
+    return text.translate(_NEUTRAL)
 
 
 def _last_component(path: str) -> str:

@@ -127,11 +127,11 @@ def resolve_heads(spec: list[tuple[int | None, int]] | None, layers: int, heads_
     pairs = set()
     for layer, head in spec:
         if not 0 <= head < heads_per_layer:
-            raise BadRequest(f"head {head} is out of range: this stream has {heads_per_layer} heads per layer")
+            raise BadRequest(f"a head in 'heads' is out of range: this stream has {heads_per_layer} heads per layer")
         if layer is None:
             pairs.update((l, head) for l in range(layers))
         elif not 0 <= layer < layers:
-            raise BadRequest(f"layer {layer} is out of range: this stream has {layers} layers")
+            raise BadRequest(f"a layer in 'heads' is out of range: this stream has {layers} layers")
         else:
             pairs.add((layer, head))
     if len(pairs) == layers * heads_per_layer:

@@ -24,9 +24,11 @@ from tensorboard.backend import http_util
 from tensorboard.context import RequestContext
 from tensorboard.plugins import base_plugin
 
+from attnflows_callback.store import DATA_DIRNAME, dead_writer
+
 from . import api, metadata, params, registry
-from .errors import ApiError, MethodNotAllowed, NotFound, safe_text
-from .runs import AttentionCache, RunCache, RunCatalog, files_signature, settled
+from .errors import ApiError, MethodNotAllowed, NotFound, describe, neutralise_bidi
+from .runs import ActiveRuns, AttentionCache, RunCache, RunCatalog, files_signature, settled
 
 logger = logging.getLogger("attnflows_tb")
 
@@ -79,7 +81,8 @@ class PreparedJson(bytes):
 
 
 def _json_bytes(value) -> bytes:
-    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    """Compact JSON, with every bidirectional control in every text neutralised (one pass over the text)."""
+    return neutralise_bidi(json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)).encode("utf-8")
 
 
 def _route(method):
@@ -96,7 +99,7 @@ def _route(method):
             return _error(request, err)
         except Exception:  # noqa: BLE001 - a plugin bug must not take TensorBoard down
             logger.exception("attnflows: %s failed", request.path)
-            return http_util.Respond(request, json.dumps({"error": "internal error (see the TensorBoard log)"}),
+            return http_util.Respond(request, _json_bytes({"error": "internal error (see the TensorBoard log)"}),
                                      "application/json", code=500)
         if isinstance(result, PreparedJson):
             return http_util.Respond(request, bytes(result), "application/json", content_encoding="gzip")
@@ -108,8 +111,16 @@ def _route(method):
 
 
 def _error(request, err: ApiError, headers=None):
-    return http_util.Respond(request, json.dumps(api.error_body(err)), "application/json", code=err.http_code,
+    return http_util.Respond(request, _json_bytes(api.error_body(err)), "application/json", code=err.http_code,
                              headers=headers)
+
+
+def _writer_checked(listing: dict, run_dir: Path) -> dict:
+    """A cached "running" is checked again: a killed writer changes no file, only its process is gone."""
+    if listing.get("status") != "running":
+        return listing
+    gone = dead_writer(run_dir / DATA_DIRNAME)
+    return listing if gone is None else {**listing, "status": "interrupted", "status_reason": gone}
 
 
 class AttentionFlowsPlugin(base_plugin.TBPlugin):
@@ -121,6 +132,7 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
         self._data_provider = context.data_provider
         self._multiplexer = context.multiplexer
         self.catalog = RunCatalog(context.logdir, self._list_names)
+        self.active_runs = ActiveRuns(self.catalog, RequestContext)
         self.runs = RunCache()
         self.attention = AttentionCache()
         self.static = static_files()
@@ -143,12 +155,8 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
         }
 
     def is_active(self) -> bool:
-        """True if TensorBoard lists a run holding attnflows data (a few stats; cached briefly)."""
-        try:
-            return bool(self.catalog.table(RequestContext(), "").dirs)
-        except Exception:  # noqa: BLE001
-            logger.warning("attnflows: could not list runs", exc_info=True)
-            return False
+        """True if TensorBoard lists a run holding attnflows data: a flag kept fresh off the request path."""
+        return self.active_runs.active
 
     def frontend_metadata(self):
         return base_plugin.FrontendMetadata(es_module_path=metadata.ES_MODULE_PATH, tab_name=metadata.TAB_NAME)
@@ -166,7 +174,7 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
         try:
             return self.runs.get(run_dir)
         except Exception as err:  # noqa: BLE001 - an unreadable run is not found, with the reason
-            raise NotFound(f"run could not be opened: {type(err).__name__}: {safe_text(err)}") from None
+            raise NotFound(f"run could not be opened: {describe(err)}") from None
 
     def _listing(self, name: str, run_dir: Path) -> dict:
         """A run's /runs entry; unchanged runs are answered without opening them again."""
@@ -175,7 +183,7 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
             cached = self._listings.get(run_dir)
         fresh = (signature, self.runs.read_problems_noted)
         if cached is not None and cached[0] == fresh and settled(signature, cached[1]) and self.runs.peek(run_dir) is None:
-            return {**cached[2], "run": name}
+            return _writer_checked({**cached[2], "run": name}, run_dir)
         entry = self.runs.get(run_dir)
         listing = entry.cached(("listing", name), lambda: api.run_listing_impl(name, entry))
         with self._listings_lock:
@@ -183,7 +191,7 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
             self._listings.move_to_end(run_dir)
             while len(self._listings) > _LISTINGS_KEPT:
                 self._listings.popitem(last=False)
-        return listing
+        return _writer_checked(listing, run_dir)
 
     @staticmethod
     def _prepared(entry, key: tuple, compute) -> PreparedJson:
@@ -196,10 +204,12 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
         table = self.catalog.table(plugin_util.context(request.environ), plugin_util.experiment_id(request.environ))
         listings, skipped = [], []
         for name, run_dir in table.dirs.items():
+            if not self.catalog.still_inside(name, run_dir):
+                continue
             try:
                 listings.append(self._listing(name, run_dir))
             except Exception as err:  # noqa: BLE001 - one bad run must not hide the others
-                skipped.append({"run": name, "reason": safe_text(f"{type(err).__name__}: {err}")})
+                skipped.append({"run": name, "reason": describe(err)})
         return api.runs_impl(listings, skipped)
 
     @_route

@@ -3,7 +3,10 @@
 * :class:`RunCatalog` maps the run names that TensorBoard lists (through its data provider,
   or the legacy multiplexer) to directories under the logdir. A requested run name is
   only ever *looked up* in that table; it never becomes a path. Directories whose real
-  path leaves the logdir (symlinks out) are left out of the table.
+  path leaves the logdir (symlinks out) are left out of the table, with one log line each.
+  Names are served with bidirectional controls neutralised, and looked up the same way.
+* :class:`ActiveRuns` answers ``is_active`` from a flag that a daemon thread keeps up to
+  date: TensorBoard's ``/data/plugins_listing`` does no per-run work.
 * :class:`RunCache` keeps a bounded LRU of open reader :class:`~attnflows_callback.reader.Run`
   objects (by count and by the size of their in-memory index) and refreshes one when its
   files change: a cheap ``stat`` of three paths per request tells whether new snapshots
@@ -17,6 +20,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,7 +32,7 @@ from attnflows_callback.reader import Run, open_run
 from attnflows_callback.store import DATA_DIRNAME, SNAPSHOT_DIRNAME
 
 from . import metadata
-from .errors import NotFound, safe_text
+from .errors import NotFound, describe, neutralise_bidi, safe_text
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +63,21 @@ class RunCatalog:
         self._list_names = list_names
         self._lock = threading.Lock()
         self._tables: OrderedDict[str, RunTable] = OrderedDict()
+        self._refused: OrderedDict[str, None] = OrderedDict()  # names already logged as refused
+        self.has_runs = False  # whether the last table built held a run (read by ActiveRuns)
 
     @property
     def root(self) -> Path | None:
         return self._root
+
+    def _refuse_once(self, name: str) -> None:
+        with self._lock:
+            if name in self._refused:
+                return
+            self._refused[name] = None
+            while len(self._refused) > 4096:
+                self._refused.popitem(last=False)
+        logger.warning("attnflows: run %r points outside the logdir; it is not served", neutralise_bidi(name))
 
     def table(self, ctx, experiment_id: str, *, max_age: float | None = None) -> RunTable:
         """The run table of ``experiment_id``, asked of TensorBoard again when older than ``max_age`` (default ttl)."""
@@ -75,10 +90,12 @@ class RunCatalog:
         dirs = {}
         if self._root is not None:
             for name in sorted(set(self._list_names(ctx, experiment_id))):
-                run_dir = run_directory(self._root, name)
-                if run_dir is not None:
-                    dirs[name] = run_dir
+                run_dir = run_directory(self._root, name, on_outside=self._refuse_once)
+                served = neutralise_bidi(name) if isinstance(name, str) else name
+                if run_dir is not None and served not in dirs:  # the browser only ever sees the served name
+                    dirs[served] = run_dir
         table = RunTable(dirs, time.monotonic())
+        self.has_runs = bool(dirs)
         with self._lock:
             self._tables[experiment_id] = table
             self._tables.move_to_end(experiment_id)
@@ -91,16 +108,28 @@ class RunCatalog:
         table = self.table(ctx, experiment_id, max_age=float("inf"))
         if name not in table.dirs:
             table = self.table(ctx, experiment_id)
-        if name not in table.dirs:
+        if name not in table.dirs or not self.still_inside(name, table.dirs[name]):
             raise NotFound("unknown run: the runs route lists the runs that hold attention snapshots")
         return table.dirs[name]
 
+    def still_inside(self, name: str, run_dir: Path) -> bool:
+        """Checked again at every use: a folder swapped for a symlink out after the table was built is refused."""
+        try:
+            for path in (run_dir, run_dir / DATA_DIRNAME, run_dir / DATA_DIRNAME / SNAPSHOT_DIRNAME):
+                if (path.exists() or path.is_symlink()) and not _inside(self._root, path):
+                    self._refuse_once(name)
+                    return False
+        except OSError:
+            return False
+        return True
 
-def run_directory(root: Path, name: str) -> Path | None:
+
+def run_directory(root: Path, name: str, on_outside: Callable[[str], None] | None = None) -> Path | None:
     """The directory of TensorBoard run ``name`` if it holds an attnflows run inside ``root``, else None.
 
     ``name`` comes from TensorBoard's own listing (``"."`` is the logdir itself); even so it
-    is checked part by part, and the directory's real path must stay inside ``root``.
+    is checked part by part, and the directory's real path must stay inside ``root``
+    (``on_outside(name)`` is told when it does not). Only ``lstat``/``stat``: nothing is opened.
 
     Example:
         >>> run_directory(Path("/tmp"), "../etc") is None
@@ -118,7 +147,8 @@ def run_directory(root: Path, name: str) -> Path | None:
             return None
         for path in (run_dir, data_dir, data_dir / SNAPSHOT_DIRNAME):
             if path.exists() and not _inside(root, path):
-                logger.warning("attnflows: run %r points outside the logdir; it is not served", name)
+                if on_outside is not None:
+                    on_outside(name)
                 return None
     except OSError:
         return None
@@ -135,6 +165,58 @@ def _local_root(logdir: str | None) -> Path | None:
         return None
     path = os.path.realpath(os.path.expanduser(logdir))
     return Path(path) if os.path.isdir(path) else None
+
+
+class ActiveRuns:
+    """Whether TensorBoard lists an attnflows run: a flag read in O(1), kept fresh by a daemon thread.
+
+    The thread rebuilds the catalog's table every ``idle_s`` while no run is found and every
+    ``active_s`` once one is (``/runs`` refreshes the flag too). It holds the object only
+    weakly, so it ends when the plugin is dropped. The first reader waits at most
+    ``first_wait_s`` for the first scan, so a tab is not hidden on TensorBoard's first page.
+    """
+
+    def __init__(self, catalog: RunCatalog, list_context: Callable[[], object], *, idle_s: float = 2.0,
+                 active_s: float = 30.0, first_wait_s: float = 1.0):
+        self.catalog = catalog
+        self.list_context = list_context
+        self.idle_s, self.active_s, self.first_wait_s = idle_s, active_s, first_wait_s
+        self.scans = 0
+        self._scanned = threading.Event()
+        self._failed_logged = False
+        self._thread = threading.Thread(target=_scan_loop, args=(weakref.ref(self),), name="attnflows-runs",
+                                        daemon=True)
+        self._thread.start()
+
+    @property
+    def active(self) -> bool:
+        if not self._scanned.is_set():
+            self._scanned.wait(self.first_wait_s)
+        return self.catalog.has_runs
+
+    def scan(self) -> float:
+        """Rebuild the table once; returns the seconds until the next scan."""
+        try:
+            self.catalog.table(self.list_context(), "", max_age=0.0)
+            self._failed_logged = False
+        except Exception:  # noqa: BLE001 - TensorBoard's listing may not be up yet: try again, log once
+            if not self._failed_logged:
+                logger.warning("attnflows: could not list runs", exc_info=True)
+                self._failed_logged = True
+        finally:
+            self.scans += 1
+            self._scanned.set()
+        return self.active_s if self.catalog.has_runs else self.idle_s
+
+
+def _scan_loop(ref: weakref.ref) -> None:
+    while True:
+        active_runs = ref()
+        if active_runs is None:
+            return
+        wait = active_runs.scan()
+        del active_runs
+        time.sleep(wait)
 
 
 # ------------------------------------------------------------------ open runs
@@ -173,7 +255,7 @@ class OpenRun:
     def note_read_problem(self, step: int, err: Exception) -> str:
         """Remember that a shard failed when read (shown in /runs until the file changes)."""
         info = self.run.snapshot_info(step)
-        reason = safe_text(f"{type(err).__name__}: {err}")
+        reason = describe(err)
         with self.lock:
             self.read_problems[info.file] = (info.identity, reason)
             self.version += 1

@@ -143,7 +143,10 @@ def test_io_failure_warns_and_keeps_earlier_snapshots(tmp_path):
     rec.close()
     snaps.unlink()
     os.rename(tmp_path / "kept", snaps)
-    assert open_run(tmp_path).steps.tolist() == [0]
+    run = open_run(tmp_path)
+    assert run.steps.tolist() == [0]
+    assert run.status["status"] == "failed" and run.status["last_step"] == 0  # not "running" forever
+    assert run.status["reason"].startswith("recording stopped: NotADirectoryError")
 
 
 def test_io_failure_raises_when_strict(tmp_path):
@@ -157,6 +160,10 @@ def test_io_failure_raises_when_strict(tmp_path):
     with pytest.raises(OSError):
         rec.flush()
     rec.close()
+    snaps.unlink()
+    os.rename(tmp_path / "kept", snaps)
+    status = open_run(tmp_path).status
+    assert status["status"] == "failed" and "NotADirectoryError" in status["reason"]
 
 
 @pytest.mark.parametrize("error, status", [(RuntimeError, "failed"), (KeyboardInterrupt, "interrupted")])
@@ -167,6 +174,7 @@ def test_context_exit_on_an_exception_records_the_status_and_lets_it_surface(tmp
             raise error("boom")
     run = open_run(tmp_path)
     assert run.status["status"] == status and run.steps.tolist() == [0]
+    assert run.status["reason"] == ("RuntimeError: boom" if error is RuntimeError else "KeyboardInterrupt: boom")
 
 
 def test_snapshot_after_close_is_an_error(tmp_path):
@@ -233,3 +241,97 @@ def test_head_importance_is_stored_with_each_snapshot_when_asked(tmp_path):
         rec.snapshot(0)
     importance = open_run(tmp_path).summary(0)["importance"]
     assert importance.shape == (6, 2, 4) and (importance >= 0).all() and importance.max() > 0
+
+
+FULL_DISK_SCRIPT = """
+import resource, signal, sys, warnings
+sys.path.insert(0, {root!r})
+from attnflows_callback import AttentionRecorder
+from tests.helpers import nudge, probe_set, tiny_model, tokenizer
+model = tiny_model("bert")
+recorder = AttentionRecorder(model, tokenizer(), probe_set(), {run_dir!r}, strict={strict}, tensorboard=False)
+recorder.snapshot(0)
+recorder.flush()
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))  # no file may grow past 1 KiB: a shard cannot be written
+nudge(model)
+try:
+    recorder.snapshot(1)
+    recorder.flush()
+except OSError as err:
+    print("raised", type(err).__name__)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    try:
+        recorder.close()
+    except OSError:
+        pass
+"""
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_write_failure_mid_run_leaves_failed_with_the_reason(tmp_path, strict):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    script = FULL_DISK_SCRIPT.format(root=root, run_dir=str(tmp_path), strict=strict)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert ("raised" in done.stdout) == strict
+    run = open_run(tmp_path)
+    assert run.steps.tolist() == [0] and run.problems == []
+    assert run.status["status"] == "failed" and "File too large" in run.status["reason"]
+    assert not [p for p in (tmp_path / "attnflows").rglob(".*.tmp")]  # the failed write left nothing behind
+
+
+@pytest.fixture()
+def tiny_disk(tmp_path):
+    """A 3 MiB tmpfs (needs root and mount), unmounted afterwards."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("mounting a tmpfs needs root (the RLIMIT_FSIZE test covers a failed write without it)")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_full_disk_mid_run_still_gets_the_final_status(tiny_disk):
+    model = tiny_model("bert")
+    rec = recorder(tiny_disk / "run", model, tensorboard=False)
+    rec.snapshot(0)
+    rec.flush()
+    filler = os.open(tiny_disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:  # fill the disk to the last byte
+        while os.write(filler, b"\0" * 4096):
+            pass
+    except OSError as err:
+        assert err.errno == 28
+    finally:
+        os.close(filler)
+    nudge(model)
+    with pytest.warns(RuntimeWarning, match="stopped recording"):
+        rec.snapshot(1)
+        rec.flush()
+    rec.close()
+    run = open_run(tiny_disk / "run")
+    assert run.steps.tolist() == [0]
+    assert run.status["status"] == "failed" and "No space left on device" in run.status["reason"]
+
+
+def test_the_plain_recorder_redacts_secrets_in_hyperparameters(tmp_path):
+    import argparse
+
+    args = argparse.Namespace(learning_rate=1e-3, hub_token="hf_SECRETVALUE", logger={"wandb_api_key": "SECRETKEY"})
+    with recorder(tmp_path, hparams=vars(args)) as rec:
+        rec.snapshot(0)
+    hparams = open_run(tmp_path).meta["hparams"]
+    assert hparams == {"learning_rate": 1e-3, "hub_token": "<HUB_TOKEN>", "logger": {"wandb_api_key": "<WANDB_API_KEY>"}}
+    for path in tmp_path.rglob("*"):  # run.json and the TensorBoard events file alike
+        if path.is_file():
+            data = path.read_bytes()
+            assert b"SECRETVALUE" not in data and b"SECRETKEY" not in data, path.name

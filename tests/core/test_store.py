@@ -196,6 +196,9 @@ def test_writer_refuses_another_probe_set_or_model_and_keeps_what_is_there(tmp_p
 
     first = writer()
     first.write_snapshot(0, attention={"self": [np.full((1, 1, 2, 2), 0.5, np.float32)]})
+    with pytest.raises(RunExistsError, match="being written by another writer"):
+        writer(resume=True)  # one writer per run, even in one process
+    first.close()
     with pytest.raises(RunExistsError, match="another probe set"):
         writer(probe_id="q")
     with pytest.raises(RunExistsError, match="another model"):

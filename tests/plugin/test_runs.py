@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from attnflows_tb import api, params, runs
+from attnflows_tb import api, metadata, params, runs
 from attnflows_tb.errors import BadRequest, NotFound, safe_text
 from attnflows_tb.runs import AttentionCache, RunCache, RunCatalog, run_directory
 
@@ -191,6 +191,56 @@ def test_live_run_shows_new_steps_status_and_removals_without_a_restart(tmp_path
     snapshot_path(live, 20).unlink()
     assert listed()["steps"] == [0, 10]
     assert client.get(f"{PREFIX}/attention", query_string={"run": "live", "example": 0, "step": 20}).status_code == 404
+
+
+def test_plugins_listing_does_no_per_run_work_and_a_refused_run_is_logged_once(tmp_path, logdir, monkeypatch, caplog):
+    import logging
+    import time
+
+    from werkzeug.test import Client
+
+    from attnflows_tb import runs as runs_module
+
+    root = tmp_path / "logs"
+    for k in range(40):
+        shutil.copytree(logdir / "gpt", root / f"run_{k:02d}")
+    (root / "escape").symlink_to(logdir / "gpt", target_is_directory=True)  # a real run, reached by a link out
+    checked = []
+    real_run_directory = runs_module.run_directory
+    monkeypatch.setattr(runs_module, "run_directory", lambda *a, **k: checked.append(a[1]) or real_run_directory(*a, **k))
+    caplog.set_level(logging.WARNING, logger="attnflows_tb.runs")
+    client = Client(make_app(root, multiplexer=False))
+    deadline = time.monotonic() + 60
+    while not client.get("/data/plugins_listing").json["attnflows"]["enabled"]:
+        assert time.monotonic() < deadline, "the plugin never became active"
+        time.sleep(0.1)
+    checked.clear()
+    for _ in range(50):
+        assert client.get("/data/plugins_listing").json["attnflows"]["enabled"]
+    assert checked == []  # not one run looked at on TensorBoard's listing path
+    for _ in range(3):
+        assert len(client.get(f"{PREFIX}/runs").json["runs"]) == 40
+        time.sleep(metadata.RUN_TABLE_TTL_S + 0.1)  # the run table is built again each time
+    assert len(checked) >= 2 * 41  # /runs does look (its first table may be the scanner's)
+    refused = [r for r in caplog.records if "points outside the logdir" in r.getMessage()]
+    assert [r.getMessage() for r in refused] == ["attnflows: run 'escape' points outside the logdir; it is not served"]
+
+
+def test_a_data_folder_swapped_for_a_symlink_out_after_listing_is_refused_at_once(tmp_path, logdir):
+    from werkzeug.test import Client
+
+    root = tmp_path / "logs"
+    shutil.copytree(logdir / "gpt", root / "swap")
+    outside = tmp_path / "outside"
+    shutil.copytree(logdir / "sweep" / "lr_1" / "attnflows", outside / "attnflows")
+    client = Client(make_app(root, multiplexer=False))
+    assert [r["run"] for r in client.get(f"{PREFIX}/runs").json["runs"]] == ["swap"]
+    assert client.get(f"{PREFIX}/probe", query_string={"run": "swap"}).status_code == 200  # opened and cached
+    shutil.rmtree(root / "swap" / "attnflows")
+    (root / "swap" / "attnflows").symlink_to(outside / "attnflows", target_is_directory=True)
+    assert client.get(f"{PREFIX}/probe", query_string={"run": "swap"}).status_code == 404
+    assert client.get(f"{PREFIX}/attention", query_string={"run": "swap", "example": 0, "step": 0}).status_code == 404
+    assert client.get(f"{PREFIX}/runs").json["runs"] == []
 
 
 # ------------------------------------------------------------ pure helpers
