@@ -182,3 +182,26 @@ def test_a_format_1_pair_run_shows_its_notes_and_both_segments_without_a_guessed
     assert frame.evaluate("() => window.attnflows.app.views.flow.data.segments") is None
     frame = open_run(pair_tab, PAIR_RUN)
     assert "recorded" not in frame.locator(".af-banners").inner_text()
+
+
+def test_segments_for_finds_the_spans_and_boundary_and_draws_nothing_it_cannot_know(pair_tab):
+    frame = pair_tab.open()
+    result = frame.evaluate("""async () => {
+        const {segmentsFor} = await import(new URL("/data/plugin/attnflows/static/segments.js", location.origin).href);
+        const toks = ["<s>", "a", "b", "</s>", "</s>", "c", "</s>"];   // RoBERTa's pair template
+        const pair = {text: "a b", text_pair: "c", tokens: toks, sequence_ids: [-1, 0, 0, -1, -1, 1, -1]};
+        const shown = (seg) => seg && {spans: seg.spans, boundary: seg.boundary};
+        return {
+            roberta: shown(segmentsFor(pair, toks)),
+            single: segmentsFor({...pair, text_pair: null, sequence_ids: [-1, 0, 0, -1, -1, 0, -1]}, toks),
+            unknown: segmentsFor({...pair, sequence_ids: null}, toks),
+            truncated: segmentsFor({...pair, sequence_ids: [-1, 0, 0, -1, -1, 0, -1]}, toks),
+            otherAxis: segmentsFor(pair, ["<pad>", "x"]),
+            given: shown(segmentsFor(pair, ["a", "b", "c"], [0, 0, 1])),
+        };
+    }""")
+    assert result == {
+        "roberta": {"spans": [{"segment": 0, "start": 1, "end": 3}, {"segment": 1, "start": 5, "end": 6}], "boundary": 5},
+        "single": None, "unknown": None, "truncated": None, "otherAxis": None,
+        "given": {"spans": [{"segment": 0, "start": 0, "end": 2}, {"segment": 1, "start": 2, "end": 3}], "boundary": 2},
+    }
