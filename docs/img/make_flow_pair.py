@@ -83,7 +83,8 @@ def main() -> None:
                     raise RuntimeError("TensorBoard did not come up")
                 time.sleep(0.5)
             with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+                browser = pw.chromium.launch(executable_path="/usr/bin/chromium",
+                                             args=["--no-sandbox", "--disable-gpu"])
                 page = browser.new_page(viewport={"width": 1440, "height": 1600}, device_scale_factor=2)
                 page.goto(f"{url}/#attnflows")
                 frame = page.wait_for_selector("iframe[src*='plugin_entry.html?name=attnflows']",

@@ -89,7 +89,7 @@ export class TokenInfluence extends CanvasView {
       const hc = (cur[i] / vMax) * PLOT;
       p.rect(cx - bw, g.base - hp, bw, hp, {fill: OVERLAY.second});
       p.rect(cx, g.base - hc, bw, hc, {fill: OVERLAY.first});
-      p.text(cx + 3, g.base + 8, fitText(tok, 60, {size: 10}), {size: 10, rotate: -55, align: "right", color: "#424242"});
+      p.text(cx + 3, g.base + (segments ? 12 : 8), fitText(tok, 60, {size: 10}), {size: 10, rotate: -55, align: "right", color: "#424242"});
     });
     const at = (i) => LEFT + i * g.group;
     drawBands(p, segments, {at: (i) => at(i) + 1, cell: g.group - 2, across: g.base + 1, thickness: 4});

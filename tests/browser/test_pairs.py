@@ -156,6 +156,9 @@ def test_the_head_detail_and_token_influence_mark_the_segments(pair_tab):
     assert ">first segment</text>" in svg and ">second segment</text>" in svg
     assert frame.evaluate("() => window.attnflows.app.views.influence.data.segments.boundary") == boundary
     assert ">second segment</text>" in svg_texts(pair_tab, "influence")
+    ARTIFACTS.mkdir(exist_ok=True)
+    for panel in ("detail", "influence", "picker"):
+        frame.locator(f'[data-panel="{panel}"]').screenshot(path=str(ARTIFACTS / f"view-{panel}-pair.png"))
 
 
 def test_a_single_sentence_run_shows_no_segments(pair_tab):
@@ -163,7 +166,8 @@ def test_a_single_sentence_run_shows_no_segments(pair_tab):
     assert frame.locator(".af-ex-segment").count() == 0
     assert frame.locator(".af-example .af-ex-text").count() == frame.locator(".af-example").count()
     state = frame.evaluate("""() => {const v = window.attnflows.app.views;
-        return [v.flow.data.segments, v.detail.data.keySegments, v.detail.data.querySegments, v.influence.data.segments]}""")
+        return [v.flow.data.segments, v.detail.data.keySegments, v.detail.data.querySegments,
+                v.influence.data.segments]}""")
     assert state == [None, None, None, None]
     for panel in ("flow", "detail", "influence"):
         assert "segment" not in svg_texts(pair_tab, panel)
@@ -201,7 +205,8 @@ def test_segments_for_finds_the_spans_and_boundary_and_draws_nothing_it_cannot_k
         };
     }""")
     assert result == {
-        "roberta": {"spans": [{"segment": 0, "start": 1, "end": 3}, {"segment": 1, "start": 5, "end": 6}], "boundary": 5},
+        "roberta": {"spans": [{"segment": 0, "start": 1, "end": 3}, {"segment": 1, "start": 5, "end": 6}],
+                    "boundary": 5},
         "single": None, "unknown": None, "truncated": None, "otherAxis": None,
         "given": {"spans": [{"segment": 0, "start": 0, "end": 2}, {"segment": 1, "start": 2, "end": 3}], "boundary": 2},
     }
