@@ -7,7 +7,7 @@ import {el, fmt, select} from "./dom.js";
 import {colorbar, swatches} from "./legend.js";
 import {MAX_EDGES_DRAWN as MAX_EDGES} from "./limits.js";
 import {fitText} from "./painter.js";
-import {describeSegment, drawBands, drawBoundary, segmentLegend, segmentsFor} from "./segments.js";
+import {describeSegment, drawBands, drawBoundary, segmentLegend, segmentsFor, unitSegmentIds} from "./segments.js";
 import {OVERLAYS, headSet} from "./state.js";
 import {CanvasView} from "./view.js";
 
@@ -80,7 +80,9 @@ export class FlowView extends CanvasView {
       overlay = {first, second};
       edges = (cmp.trace?.edges || []).map(([l, i, j, wa, wb, cls]) => ({l, i, j, w: Math.max(wa || 0, wb || 0), wa, wb, cls}));
     }
-    const segments = segmentsFor(app.probe.examples[app.example], trace.tokens, trace.sequence_ids);
+    const example = app.probe.examples[app.example];
+    const segments = segmentsFor(example, trace.tokens,
+      trace.sequence_ids || unitSegmentIds(example.sequence_ids, trace.display?.units));
     return {trace, tokens: trace.tokens, influence, influenceLabel, edges, overlay, segments};
   }
 

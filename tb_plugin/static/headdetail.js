@@ -5,7 +5,7 @@ import {diverging, sequential} from "./colormaps.js";
 import {fmt} from "./dom.js";
 import {colorbar, swatches} from "./legend.js";
 import {fitText} from "./painter.js";
-import {describeSegment, drawBands, drawBoundary, segmentLegend, segmentsFor} from "./segments.js";
+import {describeSegment, drawBands, drawBoundary, segmentLegend, segmentsFor, unitSegmentIds} from "./segments.js";
 import {CanvasView} from "./view.js";
 
 const GAP = 26;
@@ -89,6 +89,13 @@ export class HeadDetail extends CanvasView {
     return g;
   }
 
+  /** A sentence pair's segments along both axes (segments.js); a transformed view's units map to them. */
+  segments(example, header) {
+    const units = unitSegmentIds(example.sequence_ids, header.view?.units);
+    return {keySegments: segmentsFor(example, header.key_tokens, units),
+      querySegments: segmentsFor(example, header.query_tokens, units)};
+  }
+
   params(step) {
     const {app} = this;
     const [layer, head] = app.detailHead.split(":").map(Number);
@@ -115,8 +122,7 @@ export class HeadDetail extends CanvasView {
       ]);
       const example = app.probe.examples[app.example];
       return {pre: pre.values, cur: cur.values, tokens: cur.header.key_tokens, queryTokens: cur.header.query_tokens,
-        preStep: app.preStep, step: app.step, keySegments: segmentsFor(example, cur.header.key_tokens),
-        querySegments: segmentsFor(example, cur.header.query_tokens)};
+        preStep: app.preStep, step: app.step, ...this.segments(example, cur.header)};
     };
     if (!(await this.load(request, `No attention for layer ${layer}, head ${head}.`))) return;
     const notes = [];

@@ -45,6 +45,19 @@ export function segmentsFor(example, tokens, sequenceIds = null) {
   return {ids, spans, boundary, names: SEGMENT_NAMES, colours: SEGMENT_COLOURS};
 }
 
+/**
+ * The segment of each unit of a transformed axis (special tokens hidden, word pieces merged into words),
+ * from the example's per-token segment ids and the token positions each unit holds; null without either.
+ * A unit whose positions lie in different segments (none should) belongs to none (-1).
+ */
+export function unitSegmentIds(sequenceIds, units) {
+  if (!sequenceIds || !Array.isArray(units)) return null;
+  return units.map((positions) => {
+    const ids = new Set([].concat(positions).map((i) => sequenceIds[i] ?? -1));
+    return ids.size === 1 ? [...ids][0] : -1;
+  });
+}
+
 /** The segment of token i (0, 1), or -1 for a special token; -1 without segments. */
 export function segmentOf(seg, i) {
   return seg ? seg.ids[i] ?? -1 : -1;

@@ -191,7 +191,7 @@ def test_a_format_1_pair_run_shows_its_notes_and_both_segments_without_a_guessed
 def test_segments_for_finds_the_spans_and_boundary_and_draws_nothing_it_cannot_know(pair_tab):
     frame = pair_tab.open()
     result = frame.evaluate("""async () => {
-        const {segmentsFor} = await import(new URL("/data/plugin/attnflows/static/segments.js", location.origin).href);
+        const {segmentsFor, unitSegmentIds} = await import(new URL("/data/plugin/attnflows/static/segments.js", location.origin).href);
         const toks = ["<s>", "a", "b", "</s>", "</s>", "c", "</s>"];   // RoBERTa's pair template
         const pair = {text: "a b", text_pair: "c", tokens: toks, sequence_ids: [-1, 0, 0, -1, -1, 1, -1]};
         const shown = (seg) => seg && {spans: seg.spans, boundary: seg.boundary};
@@ -202,6 +202,9 @@ def test_segments_for_finds_the_spans_and_boundary_and_draws_nothing_it_cannot_k
             truncated: segmentsFor({...pair, sequence_ids: [-1, 0, 0, -1, -1, 0, -1]}, toks),
             otherAxis: segmentsFor(pair, ["<pad>", "x"]),
             given: shown(segmentsFor(pair, ["a", "b", "c"], [0, 0, 1])),
+            // Special tokens hidden and word pieces merged: the units "a b" (positions 1, 2) and "c" (5).
+            words: shown(segmentsFor(pair, ["a b", "c"], unitSegmentIds(pair.sequence_ids, [[1, 2], [5]]))),
+            noUnits: unitSegmentIds(pair.sequence_ids, undefined),
         };
     }""")
     assert result == {
@@ -209,4 +212,6 @@ def test_segments_for_finds_the_spans_and_boundary_and_draws_nothing_it_cannot_k
                     "boundary": 5},
         "single": None, "unknown": None, "truncated": None, "otherAxis": None,
         "given": {"spans": [{"segment": 0, "start": 0, "end": 2}, {"segment": 1, "start": 2, "end": 3}], "boundary": 2},
+        "words": {"spans": [{"segment": 0, "start": 0, "end": 1}, {"segment": 1, "start": 1, "end": 2}], "boundary": 1},
+        "noUnits": None,
     }
