@@ -245,6 +245,9 @@ class App {
       add("warn", `Skipped ${run.problems.length} snapshot file${run.problems.length === 1 ? "" : "s"} that could not be read.`,
         run.problems.map((p) => `${p.file}: ${p.reason}`).join("; "));
     }
+    if (run.notes?.length) {
+      add("warn", `${run.notes.length === 1 ? "A note" : "Notes"} on how this run was recorded.`, run.notes.join(" "));
+    }
     if (this.layers === 1) add("info", "This model has one layer.", "Rollout and max-flow then span a single step of attention.");
   }
 

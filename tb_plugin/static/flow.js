@@ -7,6 +7,7 @@ import {el, fmt, select} from "./dom.js";
 import {colorbar, swatches} from "./legend.js";
 import {MAX_EDGES_DRAWN as MAX_EDGES} from "./limits.js";
 import {fitText} from "./painter.js";
+import {describeSegment, drawBands, drawBoundary, segmentLegend, segmentsFor, unitSegmentIds} from "./segments.js";
 import {OVERLAYS, headSet} from "./state.js";
 import {CanvasView} from "./view.js";
 
@@ -79,7 +80,10 @@ export class FlowView extends CanvasView {
       overlay = {first, second};
       edges = (cmp.trace?.edges || []).map(([l, i, j, wa, wb, cls]) => ({l, i, j, w: Math.max(wa || 0, wb || 0), wa, wb, cls}));
     }
-    return {trace, tokens: trace.tokens, influence, influenceLabel, edges, overlay};
+    const example = app.probe.examples[app.example];
+    const segments = segmentsFor(example, trace.tokens,
+      trace.sequence_ids || unitSegmentIds(example.sequence_ids, trace.display?.units));
+    return {trace, tokens: trace.tokens, influence, influenceLabel, edges, overlay, segments};
   }
 
   prefetch(step) {
@@ -126,7 +130,7 @@ export class FlowView extends CanvasView {
   size(width) {
     if (!this.data) return {width, height: 100};
     const g = this.geometry(width);
-    return {width: g.width, height: g.labelTop + g.labelH + 56};
+    return {width: g.width, height: g.labelTop + g.labelH + 56 + (this.data.segments ? 20 : 0)};
   }
 
   x(g, i) {
@@ -139,7 +143,7 @@ export class FlowView extends CanvasView {
 
   draw(p, {width}) {
     const {app} = this;
-    const {tokens, edges, influence, trace, overlay} = this.data;
+    const {tokens, edges, influence, trace, overlay, segments} = this.data;
     const g = this.geometry(width);
     const source = trace.source ?? 0;
     const topLayer = trace.layer ?? g.L - 1;
@@ -149,6 +153,9 @@ export class FlowView extends CanvasView {
       p.line(LEFT - 6, y, g.width - RIGHT, y, {stroke: "#f0f0f0"});
       p.text(LEFT - 10, y, l < 0 ? "input" : `layer ${l}`, {size: 10, color: "#757575", align: "right", baseline: "middle"});
     }
+    // A sentence pair: the boundary between its segments, through every layer down to the bars.
+    const at = (i) => LEFT + i * g.spacing;
+    drawBoundary(p, segments, {at, from: TOP - 10, to: g.barTop + g.barH + 8});
     // Edges, weakest first so that strong ones sit on top.
     const shown = edges.length > MAX_EDGES ? [...edges].sort((a, b) => b.w - a.w).slice(0, MAX_EDGES) : [...edges];
     shown.sort((a, b) => a.w - b.w);
@@ -179,6 +186,7 @@ export class FlowView extends CanvasView {
       p.rect(this.x(g, i) - bw / 2, g.barTop + g.barH - h, bw, h, {fill: css(sequential(v / vMax)), stroke: "#455a64", width: 0.5});
     });
     p.line(LEFT, g.barTop + g.barH, g.width - RIGHT, g.barTop + g.barH, {stroke: "#bdbdbd", width: 0.5});
+    drawBands(p, segments, {at: (i) => at(i) + 1, cell: g.spacing - 2, across: g.barTop + g.barH + 2, thickness: 5});
     tokens.forEach((tok, i) => {
       const label = fitText(tok, g.labelH - 6, {size: 11});
       const isSource = i === source && topLayer < 0;
@@ -191,7 +199,8 @@ export class FlowView extends CanvasView {
       ? [["shared", OVERLAY.shared, "line"], [overlay.first, OVERLAY.first, "line"], [overlay.second, OVERLAY.second, "line"]]
       : [["attention edge (width and opacity ∝ weight)", EDGE, "line"]];
     items.push(["reached token", "#37474f", "box"], ["not reached", "#cfd8dc", "box"], [`source: ${fitText(tokens[source], 80)}`, SOURCE, "box"]);
-    swatches(p, LEFT, ly, items, Math.max(200, width - LEFT - 200));
+    const legendEnd = swatches(p, LEFT, ly, items, Math.max(200, width - LEFT - 200));
+    if (segments) swatches(p, LEFT, Math.max(legendEnd + 8, ly + 36), segmentLegend(segments));
     colorbar(p, Math.max(LEFT + 260, g.width - RIGHT - 170), ly + 2, 160,
       {min: 0, max: vMax, label: this.data.influenceLabel});
     this.geom = g;
@@ -216,6 +225,7 @@ export class FlowView extends CanvasView {
     const {tokens, influence, edges} = this.data;
     const lines = [`${hit.l < 0 ? "input" : `layer ${hit.l}`} · position ${hit.i}: ${tokens[hit.i]}`];
     if (hit.l < 0 && influence) lines.push(`${this.data.influenceLabel}: ${fmt.num(influence[hit.i])}`);
+    if (this.data.segments) lines.push(describeSegment(this.data.segments, hit.i));
     const out = edges.filter((ed) => ed.l === hit.l && ed.i === hit.i).sort((a, b) => b.w - a.w).slice(0, 4);
     for (const ed of out) {
       const detail = ed.cls ? ` (${ed.cls}: ${fmt.num(ed.wa)} / ${fmt.num(ed.wb)})` : "";

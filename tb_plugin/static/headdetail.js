@@ -3,12 +3,14 @@
 import {get} from "./api.js";
 import {diverging, sequential} from "./colormaps.js";
 import {fmt} from "./dom.js";
-import {colorbar} from "./legend.js";
+import {colorbar, swatches} from "./legend.js";
 import {fitText} from "./painter.js";
+import {describeSegment, drawBands, drawBoundary, segmentLegend, segmentsFor, unitSegmentIds} from "./segments.js";
 import {CanvasView} from "./view.js";
 
 const GAP = 26;
 const TOP = 40;
+const BAND = 6; // a sentence pair's segment bands, along both axes of each map
 
 export class HeadDetail extends CanvasView {
   static id = "detail";
@@ -29,17 +31,19 @@ export class HeadDetail extends CanvasView {
     const side = cell * T;
     const showLabels = cell >= 7;
     const every = showLabels ? 1 : Math.ceil(8 / cell);
-    return {T, labelW, cell, side, every, left: labelW, top: TOP, bottomLabels: labelW};
+    const band = this.data.keySegments || this.data.querySegments ? BAND : 0;
+    return {T, labelW, cell, side, every, band, left: labelW + band, top: TOP, bottomLabels: labelW + band};
   }
 
   size(width) {
     if (!this.data) return {width, height: 100};
     const g = this.geometry(width);
-    return {width: Math.max(width, g.left + 3 * g.side + 2 * GAP + 10), height: g.top + g.side + g.bottomLabels + 48};
+    return {width: Math.max(width, g.left + 3 * g.side + 2 * GAP + 10),
+      height: g.top + g.side + g.bottomLabels + 48 + (g.band ? 20 : 0)};
   }
 
   draw(p, {width}) {
-    const {pre, cur, tokens, preStep, step} = this.data;
+    const {pre, cur, tokens, preStep, step, keySegments, querySegments} = this.data;
     const g = this.geometry(width);
     const T = g.T;
     const vmax = Math.max(1e-9, ...pre, ...cur);
@@ -59,21 +63,37 @@ export class HeadDetail extends CanvasView {
       p.text(x, g.top - 4, fitText(m.title, g.side + GAP - 4, {size: 10, weight: 500}), {size: 10, weight: 500});
       p.cells(x, g.top + 4, g.cell, g.cell, T, T, m.color);
       p.rect(x, g.top + 4, g.side, g.side, {stroke: "#bdbdbd", width: 0.5});
+      // A sentence pair: segment bands under the keys and left of the queries, the boundary across the map.
+      const bottom = g.top + 4 + g.side;
+      drawBands(p, keySegments, {at: (j) => x + j * g.cell, cell: g.cell, across: bottom + 1, thickness: g.band - 2});
+      drawBands(p, querySegments, {along: "y", at: (i) => g.top + 4 + i * g.cell, cell: g.cell, across: x - g.band + 1,
+        thickness: g.band - 2});
+      drawBoundary(p, keySegments, {at: (j) => x + j * g.cell, from: g.top + 4, to: bottom + g.band, dash: null});
+      drawBoundary(p, querySegments, {along: "y", at: (i) => g.top + 4 + i * g.cell, from: x - g.band, to: x + g.side,
+        dash: null});
       for (let j = 0; j < T; j += g.every) {
-        p.text(x + (j + 0.5) * g.cell + 3, g.top + 8 + g.side, fitText(tokens[j], g.labelW - 8, {size: 10}),
+        p.text(x + (j + 0.5) * g.cell + 3, g.top + 8 + g.side + g.band, fitText(tokens[j], g.labelW - 8, {size: 10}),
           {size: 10, rotate: -60, align: "right", color: "#424242"});
       }
     });
     for (let i = 0; i < T; i += g.every) {
-      p.text(g.left - 4, g.top + 4 + (i + 0.5) * g.cell, fitText(tokens[i], g.labelW - 8, {size: 10}),
+      p.text(g.left - 4 - g.band, g.top + 4 + (i + 0.5) * g.cell, fitText(tokens[i], g.labelW - 8, {size: 10}),
         {size: 10, align: "right", baseline: "middle", color: "#424242"});
     }
     const ly = g.top + g.side + g.bottomLabels + 18;
     const barW = Math.max(120, Math.min(180, g.side));
     colorbar(p, g.x0[0], ly, barW, {min: 0, max: vmax, label: "attention weight"});
     colorbar(p, Math.max(g.x0[2], g.x0[0] + barW + 48), ly, barW, {kind: "div", min: -dmax, max: dmax, label: "difference"});
+    if (g.band) swatches(p, g.x0[0], ly + 40, segmentLegend(keySegments || querySegments));
     this.geom = g;
     return g;
+  }
+
+  /** A sentence pair's segments along both axes (segments.js); a transformed view's units map to them. */
+  segments(example, header) {
+    const units = unitSegmentIds(example.sequence_ids, header.view?.units);
+    return {keySegments: segmentsFor(example, header.key_tokens, units),
+      querySegments: segmentsFor(example, header.query_tokens, units)};
   }
 
   params(step) {
@@ -100,8 +120,9 @@ export class HeadDetail extends CanvasView {
         get("attention", this.params(app.preStep), {kind: "tensor"}),
         get("attention", this.params(app.step), {kind: "tensor"}),
       ]);
+      const example = app.probe.examples[app.example];
       return {pre: pre.values, cur: cur.values, tokens: cur.header.key_tokens, queryTokens: cur.header.query_tokens,
-        preStep: app.preStep, step: app.step};
+        preStep: app.preStep, step: app.step, ...this.segments(example, cur.header)};
     };
     if (!(await this.load(request, `No attention for layer ${layer}, head ${head}.`))) return;
     const notes = [];
@@ -123,11 +144,13 @@ export class HeadDetail extends CanvasView {
   describe({i, j}) {
     const {pre, cur, tokens, queryTokens, step, preStep} = this.data;
     const at = i * tokens.length + j;
+    const {keySegments: ks, querySegments: qs} = this.data;
     return [
       `${queryTokens[i]} (${i}) → ${tokens[j]} (${j})`,
+      ks || qs ? `${qs ? describeSegment(qs, i) : "query"} → ${ks ? describeSegment(ks, j) : "key"}` : null,
       `pre-trained (step ${preStep}): ${pre[at].toFixed(4)}`,
       `step ${step}: ${cur[at].toFixed(4)}`,
       `difference: ${(cur[at] - pre[at] >= 0 ? "+" : "") + (cur[at] - pre[at]).toFixed(4)}`,
-    ];
+    ].filter((line) => line !== null);
   }
 }

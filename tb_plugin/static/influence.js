@@ -5,6 +5,7 @@ import {OVERLAY} from "./colormaps.js";
 import {fmt} from "./dom.js";
 import {swatches} from "./legend.js";
 import {fitText} from "./painter.js";
+import {describeSegment, drawBands, drawBoundary, segmentLegend, segmentsFor} from "./segments.js";
 import {CanvasView} from "./view.js";
 
 const LEFT = 52;
@@ -48,7 +49,8 @@ export class TokenInfluence extends CanvasView {
     const shown = this.shown;
     const request = async () => {
       const [pre, cur] = await Promise.all([this.values(app.preStep), this.values(app.step)]);
-      return {pre, cur, tokens: app.tokens, step: app.step, preStep: app.preStep, what: shown.label};
+      return {pre, cur, tokens: app.tokens, step: app.step, preStep: app.preStep, what: shown.label,
+        segments: segmentsFor(app.probe.examples[app.example], app.tokens)};
     };
     if (!(await this.load(request, "Token influence is unavailable."))) return;
     const s = app.state;
@@ -68,11 +70,11 @@ export class TokenInfluence extends CanvasView {
   size(width) {
     if (!this.data) return {width, height: 100};
     const g = this.geometry(width);
-    return {width: g.width, height: g.base + 96};
+    return {width: g.width, height: g.base + 96 + (this.data.segments ? 32 : 0)};
   }
 
   draw(p, {width}) {
-    const {pre, cur, tokens, step, preStep} = this.data;
+    const {pre, cur, tokens, step, preStep, segments} = this.data;
     const g = this.geometry(width);
     const vMax = Math.max(1e-9, ...pre, ...cur);
     for (const f of [0, 0.5, 1]) {
@@ -87,12 +89,16 @@ export class TokenInfluence extends CanvasView {
       const hc = (cur[i] / vMax) * PLOT;
       p.rect(cx - bw, g.base - hp, bw, hp, {fill: OVERLAY.second});
       p.rect(cx, g.base - hc, bw, hc, {fill: OVERLAY.first});
-      p.text(cx + 3, g.base + 8, fitText(tok, 60, {size: 10}), {size: 10, rotate: -55, align: "right", color: "#424242"});
+      p.text(cx + 3, g.base + (segments ? 12 : 8), fitText(tok, 60, {size: 10}), {size: 10, rotate: -55, align: "right", color: "#424242"});
     });
-    swatches(p, LEFT, g.base + 82, [
+    const at = (i) => LEFT + i * g.group;
+    drawBands(p, segments, {at: (i) => at(i) + 1, cell: g.group - 2, across: g.base + 1, thickness: 4});
+    drawBoundary(p, segments, {at, from: TOP, to: g.base + 6});
+    const legendEnd = swatches(p, LEFT, g.base + 82, [
       [`pre-trained (step ${preStep})`, OVERLAY.second, "box"],
       [`step ${step}`, OVERLAY.first, "box"],
     ]);
+    if (segments) swatches(p, LEFT, legendEnd + 8, segmentLegend(segments), g.width - LEFT);
     this.geom = g;
   }
 
@@ -107,8 +113,9 @@ export class TokenInfluence extends CanvasView {
     const {pre, cur, tokens, step, preStep, what} = this.data;
     return [
       `${tokens[i]} (position ${i})`,
+      this.data.segments ? describeSegment(this.data.segments, i) : null,
       `${what}, pre-trained (step ${preStep}): ${fmt.num(pre[i], 4)}`,
       `${what}, step ${step}: ${fmt.num(cur[i], 4)}`,
-    ];
+    ].filter((line) => line !== null);
   }
 }

@@ -3,6 +3,7 @@
 import {clear, el, fmt, message, onActivate} from "./dom.js";
 import {exportButton, exportPng, exportSvg} from "./panel.js";
 import {fitText} from "./painter.js";
+import {SEGMENT_COLOURS, SEGMENT_NAMES} from "./segments.js";
 
 const STATUS_TEXT = {
   running: "training",
@@ -16,6 +17,15 @@ export function hparamText(hparams) {
   return Object.entries(hparams || {})
     .map(([k, v]) => `${k}=${typeof v === "number" ? fmt.num(v, 6) : String(v)}`)
     .join("  ");
+}
+
+/** An example's text: one line, or for a sentence pair one line per segment, marked in the segment's colour. */
+function exampleText(ex) {
+  if (ex.text_pair === null || ex.text_pair === undefined) return [el("div", {class: "af-ex-text", text: ex.text})];
+  return [ex.text, ex.text_pair].map((text, k) => el("div", {
+    class: "af-ex-text af-ex-segment", "data-segment": k, title: `${SEGMENT_NAMES[k]}: ${text}`,
+    style: {borderLeftColor: SEGMENT_COLOURS[k]}, text,
+  }));
 }
 
 export class Picker {
@@ -125,7 +135,7 @@ export class Picker {
           row.flips.length ? el("span", {class: "af-flip", text: `⇄ ${row.flips.join(", ")}`,
             title: `prediction flipped at step ${row.flips.join(", ")}`}) : null,
         ]),
-        el("div", {class: "af-ex-text", text: ex.text_pair ? `${ex.text} ‖ ${ex.text_pair}` : ex.text}),
+        ...exampleText(ex),
       ]);
       onActivate(item, () => app.store.set({example: ex.index, source: -1, layer: -1}));
       this.exampleList.append(item);
@@ -170,7 +180,8 @@ export class Picker {
       p.text(10, y, head, {size: 10, color: row.pred !== null && row.pred !== row.label ? "#c62828" : "#616161",
         weight: chosen ? 700 : 400});
       y += 14;
-      p.text(18, y, fitText(row.ex.text, width - 28, {size: 11}), {size: 11});
+      const pair = row.ex.text_pair !== null && row.ex.text_pair !== undefined;
+      p.text(18, y, fitText(pair ? `${row.ex.text} ‖ ${row.ex.text_pair}` : row.ex.text, width - 28, {size: 11}), {size: 11});
       y += 2;
     }
   }
