@@ -6,6 +6,11 @@ weights with its own forward hooks on the attention modules that the model class
 declares in ``_can_record_outputs``. It does not rely on transformers' per-instance
 capture registry, so it also works on a model unpickled in a new process (``ddp_spawn``).
 
+The pass feeds each example exactly what the tokenizer produced: ``input_ids``, an
+all-ones ``attention_mask``, and every other tokenizer output that the model's
+``forward`` names as a parameter (``token_type_ids`` for a BERT sentence pair), each
+right-padded in a batch with its own pad value (``pad_token_type_id`` for segment ids).
+
 Everything the pass touches is restored afterwards: the attention implementation,
 each module's train/eval flag, grad mode and the CPU and CUDA RNG states. It runs
 under ``torch.no_grad()``, so parameter gradients and optimizer state are never touched.
@@ -14,6 +19,7 @@ under ``torch.no_grad()``, so parameter gradients and optimizer state are never 
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -375,9 +381,7 @@ class ProbePass:
         """(layers, heads) stored per stream, from one tiny probe pass on the shortest example."""
         probe = self.probe
         shortest = min(range(len(probe)), key=lambda i: len(probe.input_ids[i]))
-        one = TokenizedProbe(probe_set=probe.probe_set.subset([shortest]), input_ids=[probe.input_ids[shortest]],
-                             tokens=[probe.tokens[shortest]], word_ids=None, truncated=[probe.truncated[shortest]],
-                             tokenizer_name=probe.tokenizer_name, max_length=probe.max_length)
+        one = probe.subset([shortest])
         full = capture_probe(self.model, one, batch_size=1)
         kept = self.capture(one, batch_size=1)
         shapes = {}
@@ -496,12 +500,26 @@ def _padded(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, t
     return ids.to(device), mask.to(device)
 
 
+def fed_input_names(model: nn.Module, probe: TokenizedProbe) -> list[str]:
+    """The tokenizer's extra inputs (``token_type_ids``, ...) that the probe pass feeds ``model``.
+
+    Those its ``forward`` names as parameters: the rule the transformers Trainer applies to
+    dataset columns, so the probe pass sees what training saw.
+    """
+    model = find_pretrained_model(model)
+    accepted = inspect.signature(model.forward).parameters
+    return [name for name in probe.extra_inputs if name in accepted
+            and accepted[name].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+
+
 def _model_inputs(probe: TokenizedProbe, batch: list[int], model, device, encoder_decoder: bool) -> dict:
     pad_id = getattr(model.config, "pad_token_id", None)
     pad_id = 0 if pad_id is None else int(pad_id)
     rows = [probe.input_ids[i] for i in batch]
     input_ids, attention_mask = _padded(rows, pad_id, device)
     inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+    for name in fed_input_names(model, probe):
+        inputs[name] = _padded([probe.extra_inputs[name][i] for i in batch], probe.pad_values.get(name, 0), device)[0]
     if encoder_decoder:
         dec_ids, dec_mask = _padded([decoder_input_ids(model.config, r) for r in rows], pad_id, device)
         inputs.update(decoder_input_ids=dec_ids, decoder_attention_mask=dec_mask)

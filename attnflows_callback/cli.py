@@ -4,6 +4,7 @@
     attnflows export RUN_DIR --format npz     attention, tokens, logits and summaries for other tools
     attnflows demo                            fine-tune MiniLM on sentiment (three learning rates) and on
                                               entailment pairs, then start TensorBoard
+    attnflows verify RUN_DIR --checkpoint P   recompute a snapshot from a saved checkpoint (exit 1 if it differs)
 
 Errors (a path that is not a run, a run with no snapshots, a failed run, a step that was not
 recorded) are one line on stderr and exit status 2; a failed run is still summarised first.
@@ -109,6 +110,26 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--stream", default=None, help="export only this attention stream; default: all")
     export.add_argument("--no-attention", action="store_true", help="leave the attention tensors out")
     export.set_defaults(handler=export_command)
+
+    verify = commands.add_parser(
+        "verify",
+        help="recompute a snapshot from a saved checkpoint and compare (exit status 1 if it differs)",
+        description=_describe("Load a checkpoint (a Hugging Face checkpoint-N directory, or a Lightning .ckpt), "
+                              "feed it the probe inputs stored in the run, and print the max difference per "
+                              "attention stream and for the logits against the snapshot at the checkpoint's "
+                              "optimizer step. Exit status 0 within the encoding's error, 1 beyond it, 2 when the "
+                              "two cannot be compared. See attnflows_callback/verify.py for the model factory."),
+        formatter_class=HelpFormatter,
+    )
+    _add_run_dir(verify)
+    verify.add_argument("--checkpoint", required=True, help="Hugging Face checkpoint directory or Lightning .ckpt")
+    verify.add_argument("--step", type=int, default=None,
+                        help="snapshot step to compare with (default: the step the checkpoint was saved at)")
+    verify.add_argument("--model-factory", default=None, metavar="MODULE:FUNCTION",
+                        help="for a .ckpt: a function returning the LightningModule its state_dict loads into "
+                             "(default: the run's model class from run.json, found under any key prefix)")
+    verify.add_argument("--atol", type=float, default=1e-4, help="float slack on top of the encoding's error")
+    verify.set_defaults(handler=verify_command)
 
     demo = commands.add_parser(
         "demo",
@@ -235,6 +256,19 @@ def failure_note(run) -> str | None:
     last = status.get("last_step")
     at = f" after step {last}" if last is not None else ""
     return f"run {run.run_dir.name} failed{at}; the summary above shows the {len(run.steps)} snapshot(s) it recorded"
+
+
+# ---------------------------------------------------------------- verify
+def verify_command(args) -> int:
+    from .verify import VerifyError, verify_checkpoint
+
+    try:
+        result = verify_checkpoint(args.run_dir, args.checkpoint, step=args.step, model_factory=args.model_factory,
+                                   atol=args.atol)
+    except (VerifyError, ValueError) as err:
+        raise CLIError(str(err)) from None
+    print(result.report())
+    return 0 if result.passed else 1
 
 
 # ---------------------------------------------------------------- summary

@@ -171,6 +171,7 @@ class ProbeSet:
                 "pass the tokenizer the model was trained with (AutoTokenizer.from_pretrained(...))"
             )
         input_ids, word_ids, truncated = [], [], []
+        extra_inputs: dict[str, list[list[int]]] = {}
         for i, text in enumerate(self.texts):
             pair = self.text_pairs[i] if self.text_pairs is not None else None
             full = tokenizer(text, pair, truncation=False, add_special_tokens=True)
@@ -179,6 +180,8 @@ class ProbeSet:
             if not ids:
                 raise ValueError(f"probe example {i} tokenises to no tokens: {text!r}")
             input_ids.append(ids)
+            for name, values in per_token_inputs(enc, len(ids)).items():
+                extra_inputs.setdefault(name, [None] * len(self))[i] = values
             truncated.append(len(full["input_ids"]) > len(ids))
             words = enc.word_ids() if getattr(enc, "is_fast", False) else None
             word_ids.append([-1 if w is None else int(w) for w in words] if words is not None else None)
@@ -188,6 +191,12 @@ class ProbeSet:
                 "raise max_length to keep them whole",
                 stacklevel=2,
             )
+        for name, rows in extra_inputs.items():
+            if any(row is None for row in rows):
+                raise ValueError(
+                    f"the tokenizer returned {name!r} for some probe examples and not for others; "
+                    "pass a tokenizer that returns the same inputs for every example"
+                )
         tokens = [list(tokenizer.convert_ids_to_tokens(ids)) for ids in input_ids]
         tokenizer_name = f"{type(tokenizer).__name__}:{getattr(tokenizer, 'name_or_path', '') or ''}"
         return TokenizedProbe(
@@ -198,12 +207,20 @@ class ProbeSet:
             truncated=truncated,
             tokenizer_name=tokenizer_name,
             max_length=max_length,
+            extra_inputs=extra_inputs,
+            pad_values={name: input_pad_value(tokenizer, name) for name in extra_inputs},
         )
 
 
 @dataclass(frozen=True)
 class TokenizedProbe:
-    """A probe set tokenised for one model: ids, tokens and word ids per example."""
+    """A probe set tokenised for one model: ids, tokens and word ids per example.
+
+    ``extra_inputs`` holds every other per-token input the tokenizer returned, by name
+    (``token_type_ids`` for a BERT pair), one unpadded row per example; ``pad_values``
+    says what pads each in a batch. The probe pass feeds those that the model's
+    ``forward`` names as parameters, as the transformers Trainer does with dataset columns.
+    """
 
     probe_set: ProbeSet
     input_ids: list[list[int]]
@@ -212,13 +229,31 @@ class TokenizedProbe:
     truncated: list[bool]
     tokenizer_name: str
     max_length: int
+    extra_inputs: dict[str, list[list[int]]] = field(default_factory=dict)
+    pad_values: dict[str, int] = field(default_factory=dict)
     probe_id: str = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "probe_id", probe_content_id(self.probe_set, self.tokenizer_name, self.max_length))
+        object.__setattr__(self, "probe_id", probe_content_id(self.probe_set, self.tokenizer_name, self.max_length,
+                                                              self.extra_inputs))
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+    def subset(self, indices: Sequence[int]) -> TokenizedProbe:
+        """The examples at ``indices``, as tokenised here."""
+        indices = list(indices)
+        return TokenizedProbe(
+            probe_set=self.probe_set.subset(indices),
+            input_ids=[self.input_ids[i] for i in indices],
+            tokens=[self.tokens[i] for i in indices],
+            word_ids=None if self.word_ids is None else [self.word_ids[i] for i in indices],
+            truncated=[self.truncated[i] for i in indices],
+            tokenizer_name=self.tokenizer_name,
+            max_length=self.max_length,
+            extra_inputs={name: [rows[i] for i in indices] for name, rows in self.extra_inputs.items()},
+            pad_values=dict(self.pad_values),
+        )
 
     @property
     def lengths(self) -> np.ndarray:
@@ -257,16 +292,55 @@ def read_records(path: str | os.PathLike) -> list[dict]:
         return records
 
 
-def probe_content_id(probe_set: ProbeSet, tokenizer_name: str, max_length: int) -> str:
-    """A stable hash of the probe's texts, pairs, labels and tokenizer: two runs share it iff they probe alike."""
+# Per-token outputs of a tokenizer that are not model inputs, and the mask the probe pass rebuilds itself.
+NOT_MODEL_INPUTS = frozenset({"input_ids", "attention_mask", "special_tokens_mask", "offset_mapping", "length"})
+
+
+def per_token_inputs(encoding, length: int) -> dict[str, list[int]]:
+    """The per-token integer inputs a tokenizer returned beyond ids and mask (``token_type_ids``, ...).
+
+    Example:
+        >>> per_token_inputs({"input_ids": [1, 2, 3], "attention_mask": [1, 1, 1],
+        ...                   "token_type_ids": [0, 0, 1]}, 3)
+        {'token_type_ids': [0, 0, 1]}
+    """
+    found = {}
+    for name in encoding.keys():
+        if name in NOT_MODEL_INPUTS:
+            continue
+        values = encoding[name]
+        if isinstance(values, (list, tuple)) and len(values) == length and all(
+                isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+            found[name] = [int(v) for v in values]
+    return found
+
+
+def input_pad_value(tokenizer, name: str) -> int:
+    """What pads input ``name`` in a batch: the tokenizer's ``pad_token_type_id`` for segment ids, else 0."""
+    if name == "token_type_ids":
+        return int(getattr(tokenizer, "pad_token_type_id", 0) or 0)
+    return 0
+
+
+def probe_content_id(probe_set: ProbeSet, tokenizer_name: str, max_length: int,
+                     extra_inputs: dict[str, list[list[int]]] | None = None) -> str:
+    """A stable hash of the probe's texts, pairs, labels, tokenizer and the inputs fed beyond the token ids.
+
+    Two runs share it iff they probe alike. A run recorded before the extra inputs were
+    fed (format 1) has another id than the same probe fed its ``token_type_ids``, so a
+    resume across that change is refused rather than mixed.
+    """
+    content = {
+        "texts": list(probe_set.texts),
+        "text_pairs": probe_set.text_pairs and list(probe_set.text_pairs),
+        "labels": probe_set.labels and list(probe_set.labels),
+        "tokenizer": tokenizer_name,
+        "max_length": max_length,
+    }
+    if extra_inputs:
+        content["extra_inputs"] = {name: rows for name, rows in sorted(extra_inputs.items())}
     payload = json.dumps(
-        {
-            "texts": list(probe_set.texts),
-            "text_pairs": probe_set.text_pairs and list(probe_set.text_pairs),
-            "labels": probe_set.labels and list(probe_set.labels),
-            "tokenizer": tokenizer_name,
-            "max_length": max_length,
-        },
+        content,
         ensure_ascii=False,
         sort_keys=True,
     )

@@ -23,6 +23,7 @@ from .store import (
     DATA_DIRNAME,
     FORMAT_NAME,
     FORMAT_VERSION,
+    OLDEST_FORMAT_VERSION,
     SNAPSHOT_DIRNAME,
     SNAPSHOT_NAME,
     data_dir,
@@ -81,6 +82,15 @@ class Run:
     Attributes:
         meta: model name and config, streams, hyperparameters, probe id, format version.
         problems: list of :class:`Problem` for shards that were skipped.
+        texts: the probe texts (first segments).
+        text_pairs: the second segments of a sentence-pair probe set, one per text, or
+            None for single sentences. The model saw ``tokenizer(texts[i], text_pairs[i])``:
+            :meth:`tokens` and :meth:`model_inputs` hold both segments, joined as the
+            tokenizer joins them (``[CLS] a [SEP] b [SEP]`` for BERT).
+        notes: caveats about how the run was recorded, safe to show (empty for a run of
+            the current format). A format-1 run's probe pass fed only ``input_ids`` and
+            ``attention_mask``, so a sentence-pair run from then may carry segment-less
+            attention (docs/format.md).
     """
 
     def __init__(self, run_dir: str | os.PathLike):
@@ -128,7 +138,11 @@ class Run:
                 _ragged_strings(f, "decoder_tokens", self._input_ids) if "decoder_tokens" in f else None
             )
             self.truncated = [bool(x) for x in _read(f, "truncated")]
+            fed = _safe(f, "model_inputs") if "model_inputs" in f else {}
+            self._model_inputs = {name: [np.asarray(r, dtype=np.int64) for r in _read(f, f"model_inputs/{name}")]
+                                  for name in fed}
         self.num_examples = len(self.texts)
+        self.notes = _format_notes(self.meta, self.text_pairs is not None)
 
     @property
     def probe_id(self) -> str:
@@ -152,6 +166,16 @@ class Run:
         """Word index of each token of example ``i`` (-1 for special tokens), if the tokenizer gave them."""
         self._check_example(i)
         return None if self._word_ids is None else self._word_ids[i].copy()
+
+    def model_inputs(self, i: int) -> dict[str, np.ndarray]:
+        """The unpadded inputs the probe pass fed the model for example ``i``, besides an all-ones mask.
+
+        ``input_ids`` always; from format 2 on, also every tokenizer output the model's
+        ``forward`` takes (``token_type_ids`` for a BERT pair). ``model(**run.model_inputs(i))``
+        (as batch-of-one tensors) is the probe forward of example ``i``.
+        """
+        self._check_example(i)
+        return {"input_ids": self._input_ids[i].copy(), **{k: v[i].copy() for k, v in self._model_inputs.items()}}
 
     def length(self, i: int) -> int:
         self._check_example(i)
@@ -246,8 +270,9 @@ class Run:
             raise UnsafeFileError("is a symbolic link; attnflows reads only regular files inside the run")
         with h5py.File(entry.path, "r") as f:
             version = int(f.attrs.get("format_version", -1))
-            if version != FORMAT_VERSION:
-                raise ValueError(f"unknown format version {version} (this attnflows reads {FORMAT_VERSION})")
+            if not OLDEST_FORMAT_VERSION <= version <= FORMAT_VERSION:
+                raise ValueError(f"unknown format version {version} (this attnflows reads "
+                                 f"{OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})")
             if int(f.attrs["step"]) != step:
                 raise ValueError(f"file name says step {step} but the file says {int(f.attrs['step'])}")
             get_encoding(str(f.attrs["encoding"]))
@@ -416,6 +441,17 @@ def _ragged_strings(f: h5py.File, name: str, like: list[np.ndarray]) -> list[lis
     flat = [_str(x) for x in _read(f, name)]
     offsets = np.cumsum([0] + [len(r) for r in like])
     return [flat[offsets[k] : offsets[k + 1]] for k in range(len(like))]
+
+
+def _format_notes(meta: dict, has_pairs: bool) -> list[str]:
+    """What a reader should know about a run written by an older format."""
+    if int(meta.get("format_version", FORMAT_VERSION)) >= 2:
+        return []
+    note = ("recorded by attnflows format 1, whose probe pass fed the model only input_ids and attention_mask, "
+            "not the token_type_ids (segment ids) its tokenizer returns")
+    if has_pairs:
+        note += "; this sentence-pair run may carry segment-less attention: record it again to trust it"
+    return [note]
 
 
 def _reason(err: Exception) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .capture import ProbeCapture, ProbePass, Reduction, is_decoder_only, is_sharded
+from .capture import ProbeCapture, ProbePass, Reduction, fed_input_names, is_decoder_only, is_sharded
 from .probe import DEFAULT_MAX_LENGTH, ProbeSet, TokenizedProbe
 from .store import DEFAULT_ENCODING, ENCODINGS, SNAPSHOT_KINDS, RunWriter
 from .tensorboard_log import TensorBoardLog, layer_scalars
@@ -378,6 +378,8 @@ def _run_meta(model, probe: TokenizedProbe, streams: dict, hparams: dict, reduct
         },
         "streams": streams,
         "probe_id": probe.probe_id,
+        "model_inputs": ["input_ids", "attention_mask", *fed_input_names(model, probe)],
+        "model_input_pad_values": {name: probe.pad_values.get(name, 0) for name in fed_input_names(model, probe)},
         "num_examples": len(probe),
         "classification_position": "last" if decoder_only else "first",
         "reduction": reduction.describe(),
@@ -402,6 +404,8 @@ def _probe_arrays(probe: TokenizedProbe, model) -> dict:
         "attr:probe_id": probe.probe_id,
         "attr:tokenizer": probe.tokenizer_name,
     }
+    for name in fed_input_names(model, probe):  # what the probe pass feeds beyond ids and mask, unpadded
+        arrays[f"model_inputs/{name}"] = probe.extra_inputs[name]
     if getattr(model.config, "is_encoder_decoder", False):
         # The decoder sees the input shifted right: a start token, then the input's tokens.
         arrays["decoder_tokens"] = [t for row in probe.tokens for t in ["<start>", *row[:-1]]]

@@ -7,7 +7,7 @@ Layout (``docs/format.md`` is the full schema)::
         attnflows/
             run.json                        model, streams, probe id, hyperparameters, format version
             status.json                     running | finished | failed | interrupted
-            probe.h5                        texts, labels, token ids and tokens
+            probe.h5                        texts, labels, token ids, tokens, other fed inputs
             snapshots/step-000000000000.h5  one immutable file per snapshot
 
 Every file is written under a temporary dot-name, flushed, fsynced, closed and then
@@ -32,7 +32,9 @@ import h5py
 import numpy as np
 
 FORMAT_NAME = "attnflows-run"
-FORMAT_VERSION = 1
+# 2: probe.h5 holds the inputs fed beyond input_ids and attention_mask (model_inputs/, e.g. segment ids).
+FORMAT_VERSION = 2
+OLDEST_FORMAT_VERSION = 1  # still read; its probe pass fed only input_ids and attention_mask
 DATA_DIRNAME = "attnflows"
 SNAPSHOT_DIRNAME = "snapshots"
 SNAPSHOT_NAME = re.compile(r"^step-(\d{12})\.h5$")

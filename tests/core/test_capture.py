@@ -1,6 +1,7 @@
 """One probe forward pass: real attention from every model family, with nothing left changed."""
 
 import copy
+import inspect
 import multiprocessing as mp
 import pickle
 
@@ -14,12 +15,17 @@ from tests.helpers import FAMILIES, probe_set, tiny_model, tokenizer
 STREAMS = {"t5": ("encoder", "decoder", "cross"), "bart": ("encoder", "decoder", "cross")}
 
 
-def direct_eager_attention(model, input_ids):
-    """The reference: one unpadded example through an eager copy with output_attentions=True."""
+def direct_eager_attention(model, input_ids, **tokenizer_inputs):
+    """The reference: one unpadded example through an eager copy with output_attentions=True.
+
+    ``tokenizer_inputs`` are the tokenizer's other outputs; those the model's forward names
+    are fed too (segment ids), as the transformers Trainer feeds dataset columns.
+    """
     reference = copy.deepcopy(model)
     reference.set_attn_implementation("eager")
     ids = torch.tensor([input_ids])
-    kwargs = {}
+    named = inspect.signature(reference.forward).parameters
+    kwargs = {k: torch.tensor([v]) for k, v in tokenizer_inputs.items() if k in named and k != "attention_mask"}
     if reference.config.is_encoder_decoder:
         start = reference.config.decoder_start_token_id
         kwargs["decoder_input_ids"] = torch.tensor([[start] + input_ids[:-1]])
@@ -39,7 +45,9 @@ def test_sdpa_model_records_real_attention_equal_to_a_direct_eager_forward(famil
     capture = capture_probe(model, probe, batch_size=4)  # padded batches
     assert capture.streams == STREAMS.get(family, ("self",))
     for i in (0, 2, 5):
-        expected = direct_eager_attention(model, probe.input_ids[i])
+        encoded = tokenizer()(probe.probe_set.texts[i])
+        assert list(encoded["input_ids"]) == probe.input_ids[i]
+        expected = direct_eager_attention(model, **encoded)
         for stream, weights in expected.items():
             got = capture.attention[stream][i]
             assert got.shape == weights.shape == (2, 4, len(probe.input_ids[i]), len(probe.input_ids[i]))

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from attnflows_callback import ENCODINGS, NotARunError, open_run
-from attnflows_callback.store import RunExistsError, RunWriter, get_encoding
+from attnflows_callback.store import FORMAT_VERSION, RunExistsError, RunWriter, get_encoding
 from tests.helpers import softmax_rows, write_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -63,7 +63,7 @@ def test_reader_api(tmp_path):
     assert weights.shape == (2, 4, 5, 5) and weights.dtype == np.float32
     assert run.logits(9).shape == (6, 2) and run.predictions(9).shape == (6,)
     assert set(run.summary(9)) == {"entropy", "js_from_start", "cosine_from_start"}
-    assert run.meta["format_version"] == 1 and run.meta["probe_id"] == run.probe_id
+    assert run.meta["format_version"] == FORMAT_VERSION and run.meta["probe_id"] == run.probe_id
     assert run.status["status"] == "finished" and run.problems == []
     assert open_run(tmp_path / "run" / "attnflows").steps.tolist() == [0, 3, 9]  # the data folder opens too
     with pytest.raises(IndexError, match=r"example must be an integer in \[0, 6\)"):
