@@ -10,7 +10,8 @@ and examples:
   the hypothesis's tokens (and the reverse, ``premise -> hypothesis``);
 - ``cue alignment``: for the bundled entailment probe, the mass from the hypothesis's cue
   words ("not", "cold", "some", ...) onto the premise's cue words ("hot", "all", ...), and that
-  mass as a share of everything those tokens put on the premise;
+  mass as a share of everything those tokens put on the premise (``cue_share_if_uniform`` is that
+  share if they spread their premise attention evenly over the premise's tokens);
 - the [CLS] attention rollout of the top layer (:func:`attnflows_callback.analysis.rollout`):
   how much of its input comes from each segment through all layers.
 
@@ -34,7 +35,7 @@ import numpy as np
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 LAYER_MEASURES = ["cls_to_premise", "cls_to_hypothesis", "hypothesis_to_premise", "premise_to_hypothesis",
-                  "cue_to_cue", "cue_share"]
+                  "cue_to_cue", "cue_share", "cue_share_if_uniform"]
 
 
 def segment_positions(word_ids) -> tuple[np.ndarray, np.ndarray]:
@@ -94,6 +95,7 @@ def cross_segment_masses(attention: np.ndarray, premise: np.ndarray, hypothesis:
         on_premise = from_cues[:, :, premise].sum(-1).mean(-1)
         out["cue_to_cue"] = on_cues
         out["cue_share"] = on_cues / np.maximum(on_premise, 1e-12)
+        out["cue_share_if_uniform"] = np.full(len(on_cues), premise_cues.size / premise.size)
     return out
 
 
@@ -182,7 +184,7 @@ def format_report(result: dict, steps: list[int]) -> str:
     lines.append(f"  {'mean':>5} {means}")
     lines.append(f"\nper phenomenon, mean over layers: step {first} -> step {last}")
     lines.append(f"  {'group':<12} {'accuracy':>16} {'[CLS] -> premise':>22} {'hypothesis -> premise':>22} "
-                 f"{'cue share':>22} {'rollout on premise':>22}")
+                 f"{'cue share':>22} {'(if uniform)':>12} {'rollout on premise':>22}")
     for group, by_step in result.items():
         a, b = by_step[first], by_step[last]
 
@@ -192,10 +194,11 @@ def format_report(result: dict, steps: list[int]) -> str:
         accuracy = pair(a["accuracy"], b["accuracy"], ".3f") if a["accuracy"] is not None else ""
         cue = (pair(np.mean(a["layers"]["cue_share"]), np.mean(b["layers"]["cue_share"]))
                if "cue_share" in a["layers"] else "")
+        uniform = f"{np.mean(a['layers']['cue_share_if_uniform']):.4f}" if "cue_share" in a["layers"] else ""
         lines.append(f"  {group:<12} {accuracy:>16} "
                      f"{pair(np.mean(a['layers']['cls_to_premise']), np.mean(b['layers']['cls_to_premise'])):>22} "
                      f"{pair(np.mean(a['layers']['hypothesis_to_premise']), np.mean(b['layers']['hypothesis_to_premise'])):>22} "
-                     f"{cue:>22} {pair(a['rollout']['premise'], b['rollout']['premise']):>22}")
+                     f"{cue:>22} {uniform:>12} {pair(a['rollout']['premise'], b['rollout']['premise']):>22}")
     roll_a, roll_b = everything[first]["rollout"], everything[last]["rollout"]
     lines.append(f"\n[CLS] rollout of the top layer (all examples): premise {roll_a['premise']:.4f} -> "
                  f"{roll_b['premise']:.4f}, hypothesis {roll_a['hypothesis']:.4f} -> {roll_b['hypothesis']:.4f}, "
