@@ -164,7 +164,12 @@ def matching_records(run, probe: Path | None) -> list[dict] | None:
     return records
 
 
+def _change(before, after, fmt: str = ".4f") -> str:
+    return f"{format(before, fmt)} -> {format(after, fmt)}"
+
+
 def format_report(result: dict, steps: list[int]) -> str:
+    """The tables :func:`main` prints: per layer (all examples), then per phenomenon (mean over layers)."""
     first, last = steps[0], steps[-1]
     everything = result["all"]
     lines = []
@@ -172,33 +177,28 @@ def format_report(result: dict, steps: list[int]) -> str:
     if None not in accuracy:
         lines.append(f"probe accuracy: step {first} {accuracy[0]:.3f} -> step {last} {accuracy[1]:.3f}")
     names = [n for n in LAYER_MEASURES if n in everything[first]["layers"]]
+    before, after = everything[first]["layers"], everything[last]["layers"]
     lines.append(f"\nper layer, mean over heads and examples: step {first} -> step {last}")
     lines.append("  layer " + "".join(f"{n:>24}" for n in names))
-    n_layers = len(everything[first]["layers"][names[0]])
-    for layer in range(n_layers):
-        cells = "".join(f"{everything[first]['layers'][n][layer]:>11.4f} -> {everything[last]['layers'][n][layer]:<9.4f}"
-                        for n in names)
+    for layer in range(len(before[names[0]])):
+        cells = "".join(f"{before[n][layer]:>11.4f} -> {after[n][layer]:<9.4f}" for n in names)
         lines.append(f"  {layer:>5} {cells}")
-    means = "".join(f"{np.mean(everything[first]['layers'][n]):>11.4f} -> {np.mean(everything[last]['layers'][n]):<9.4f}"
-                    for n in names)
+    means = "".join(f"{np.mean(before[n]):>11.4f} -> {np.mean(after[n]):<9.4f}" for n in names)
     lines.append(f"  {'mean':>5} {means}")
     lines.append(f"\nper phenomenon, mean over layers: step {first} -> step {last}")
     lines.append(f"  {'group':<12} {'accuracy':>16} {'[CLS] -> premise':>22} {'hypothesis -> premise':>22} "
                  f"{'cue share':>22} {'(if uniform)':>12} {'rollout on premise':>22}")
     for group, by_step in result.items():
         a, b = by_step[first], by_step[last]
-
-        def pair(x, y, fmt=".4f"):
-            return f"{format(x, fmt)} -> {format(y, fmt)}"
-
-        accuracy = pair(a["accuracy"], b["accuracy"], ".3f") if a["accuracy"] is not None else ""
-        cue = (pair(np.mean(a["layers"]["cue_share"]), np.mean(b["layers"]["cue_share"]))
-               if "cue_share" in a["layers"] else "")
-        uniform = f"{np.mean(a['layers']['cue_share_if_uniform']):.4f}" if "cue_share" in a["layers"] else ""
-        lines.append(f"  {group:<12} {accuracy:>16} "
-                     f"{pair(np.mean(a['layers']['cls_to_premise']), np.mean(b['layers']['cls_to_premise'])):>22} "
-                     f"{pair(np.mean(a['layers']['hypothesis_to_premise']), np.mean(b['layers']['hypothesis_to_premise'])):>22} "
-                     f"{cue:>22} {uniform:>12} {pair(a['rollout']['premise'], b['rollout']['premise']):>22}")
+        la, lb = a["layers"], b["layers"]
+        accuracy = _change(a["accuracy"], b["accuracy"], ".3f") if a["accuracy"] is not None else ""
+        has_cues = "cue_share" in la
+        cue = _change(np.mean(la["cue_share"]), np.mean(lb["cue_share"])) if has_cues else ""
+        uniform = f"{np.mean(la['cue_share_if_uniform']):.4f}" if has_cues else ""
+        cls = _change(np.mean(la["cls_to_premise"]), np.mean(lb["cls_to_premise"]))
+        hypothesis = _change(np.mean(la["hypothesis_to_premise"]), np.mean(lb["hypothesis_to_premise"]))
+        rolled = _change(a["rollout"]["premise"], b["rollout"]["premise"])
+        lines.append(f"  {group:<12} {accuracy:>16} {cls:>22} {hypothesis:>22} {cue:>22} {uniform:>12} {rolled:>22}")
     roll_a, roll_b = everything[first]["rollout"], everything[last]["rollout"]
     lines.append(f"\n[CLS] rollout of the top layer (all examples): premise {roll_a['premise']:.4f} -> "
                  f"{roll_b['premise']:.4f}, hypothesis {roll_a['hypothesis']:.4f} -> {roll_b['hypothesis']:.4f}, "
