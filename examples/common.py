@@ -6,10 +6,13 @@ code, meant to be read and copied.
 
 Data comes from one of three places (``--dataset``):
 
-- nothing given: the bundled sentiment data in ``examples/data/`` (train, dev and a 64-example
-  probe set covering negation, contrast, intensifiers and filler);
+- nothing given: a bundled task in ``examples/data/``, chosen with ``--task``: ``sentiment``
+  (single sentences; train, dev and a 64-example probe set covering negation, contrast,
+  intensifiers and filler) or ``entailment`` (premise/hypothesis pairs; a 60-example probe set
+  covering negation, antonyms, quantifiers, hypernyms and two-clause premises);
 - a local ``.csv``, ``.jsonl`` or ``.json`` file: ``--text-column`` and ``--label-column`` name the
-  fields; labels may be integers or class names;
+  fields, and ``--text-pair-column`` the second segment of a sentence pair; labels may be integers
+  or class names;
 - any other value: a Hugging Face ``datasets`` name (``imdb``, ``glue:sst2``), if ``datasets`` is
   installed. Its ``train`` split trains; its ``validation`` or ``test`` split gives dev and probe.
 
@@ -28,6 +31,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from attnflows_callback.probe import RECORD_SUFFIXES, read_records
 
@@ -35,6 +39,8 @@ EXAMPLES_DIR = Path(__file__).resolve().parent
 DATA_DIR = EXAMPLES_DIR / "data"
 DEFAULT_LOGDIR = "demo_runs"
 FALLBACK_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # the same model, from the Hub (needs network)
+# Bundled task -> (file name prefix in examples/data/, field of the second segment or None).
+BUNDLED_TASKS = {"sentiment": ("", None), "entailment": ("entailment_", "text_pair")}
 
 # Measured on 2 CPU cores with the real MiniLM (docs/examples.md): 80 steps of 16 examples take
 # about 30 s and lift probe accuracy from chance (0.5) to 0.95.
@@ -74,10 +80,16 @@ def parser(description: str, *, single_run: bool = True, **defaults) -> argparse
     model.add_argument("--max-length", type=int, default=64, help="truncate inputs to this many tokens")
 
     data = p.add_argument_group("data")
+    data.add_argument("--task", choices=sorted(BUNDLED_TASKS), default="sentiment",
+                      help="bundled data to train on when --dataset is not given: sentiment (single sentences) "
+                           "or entailment (premise/hypothesis pairs)")
     data.add_argument("--dataset", default=None,
                       help="a local .csv/.jsonl/.json file or a Hugging Face `datasets` name such as imdb or "
-                           "glue:sst2 (default: the bundled sentiment data in examples/data/)")
+                           "glue:sst2 (default: the bundled --task data in examples/data/)")
     data.add_argument("--text-column", default="text", help="field holding the text")
+    data.add_argument("--text-pair-column", default=None,
+                      help="field holding the second segment of a sentence pair (hypothesis, question...); "
+                           "default: single sentences")
     data.add_argument("--label-column", default="label", help="field holding the label (integer or class name)")
     data.add_argument("--probe", default=None,
                       help="a .csv/.jsonl probe file whose attention is recorded (default: the bundled probe set, "
@@ -126,6 +138,8 @@ def parse_args(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
         p.error(f"--train-size must be >= 1, got {args.train_size}")
     if args.eval_size < 0:
         p.error(f"--eval-size must be >= 0, got {args.eval_size}")
+    if args.dataset is not None and args.task != "sentiment":
+        p.error(f"--task {args.task} picks bundled data; it cannot be combined with --dataset {args.dataset}")
     args.model = args.model or default_model()
     return args
 
@@ -135,13 +149,20 @@ def hparams(args: argparse.Namespace, example: str, steps: int) -> dict:
     return {
         "example": example,
         "model": model_label(args.model),
-        "dataset": Path(args.dataset).name if args.dataset and _is_local(args.dataset) else (args.dataset or "bundled"),
+        "dataset": dataset_label(args),
         "lr": args.lr,
         "batch_size": args.batch_size,
         "max_steps": steps,
         "epochs": args.epochs if args.epochs is not None else 0.0,
         "seed": args.seed,
     }
+
+
+def dataset_label(args: argparse.Namespace) -> str:
+    """``bundled:<task>``, a local file's name, or the ``datasets`` name."""
+    if args.dataset is None:
+        return f"bundled:{args.task}"
+    return Path(args.dataset).name if _is_local(args.dataset) else args.dataset
 
 
 def model_label(model: str) -> str:
@@ -151,12 +172,20 @@ def model_label(model: str) -> str:
 
 
 # ---------------------------------------------------------------- data
+class Example(NamedTuple):
+    """One labelled example: a text, its second segment (None for single sentences), its class id."""
+
+    text: str
+    pair: str | None
+    label: int
+
+
 @dataclass
 class Data:
-    """Texts and integer labels to train and evaluate on, the probe set, and the class names."""
+    """Examples to train and evaluate on, the probe set, and the class names."""
 
-    train: list[tuple[str, int]]
-    dev: list[tuple[str, int]]
+    train: list[Example]
+    dev: list[Example]
     probe: object  # attnflows_callback.ProbeSet
     label_names: list[str]
     source: str
@@ -171,13 +200,18 @@ def load_data(args: argparse.Namespace) -> Data:
     from attnflows_callback import ProbeSet
 
     if args.dataset is None:
-        label_names = json.loads((DATA_DIR / "label_names.json").read_text(encoding="utf-8"))
-        train = _pairs(_read_records(DATA_DIR / "train.jsonl"), "text", "label", label_names)
-        dev = _pairs(_read_records(DATA_DIR / "dev.jsonl"), "text", "label", label_names)
-        probe_path, source = args.probe or DATA_DIR / "probe.jsonl", "bundled sentiment data"
+        prefix, pair_column = BUNDLED_TASKS[args.task]
+        columns = ("text", pair_column, "label")
+        label_names = json.loads((DATA_DIR / f"{prefix}label_names.json").read_text(encoding="utf-8"))
+        train = _examples(_read_records(DATA_DIR / f"{prefix}train.jsonl"), columns, label_names)
+        dev = _examples(_read_records(DATA_DIR / f"{prefix}dev.jsonl"), columns, label_names)
+        probe_path, source = args.probe or DATA_DIR / f"{prefix}probe.jsonl", f"bundled {args.task} data"
+        if args.probe:  # your own probe file for a bundled task: its fields are named by the options
+            columns = (args.text_column, args.text_pair_column or pair_column, args.label_column)
         held_out = None
     else:
-        splits, label_names = _load_dataset(args.dataset, args.text_column, args.label_column)
+        columns = (args.text_column, args.text_pair_column, args.label_column)
+        splits, label_names = _load_dataset(args.dataset, columns)
         train = splits["train"]
         held_out = splits.get("dev")
         if held_out is None:  # one file: hold out a fifth for dev and probe, never trained on
@@ -190,34 +224,38 @@ def load_data(args: argparse.Namespace) -> Data:
     if args.train_size is not None:
         train = train[: args.train_size]
     if probe_path is not None:
-        probe = _read_probe(Path(probe_path), args.text_column if args.probe else "text",
-                            args.label_column if args.probe else "label", label_names)
+        probe = _read_probe(Path(probe_path), columns, label_names)
     else:
-        everything = ProbeSet([t for t, _ in held_out], labels=[y for _, y in held_out], label_names=label_names)
+        everything = probe_set(held_out, label_names)
         probe = everything.sample(min(args.probe_size, len(everything)), seed=args.seed)
     return Data(train=train, dev=dev[: args.eval_size], probe=probe, label_names=label_names, source=source)
 
 
-def _read_probe(path: Path, text_column: str, label_column: str, label_names: list[str]):
+def probe_set(examples: list[Example], label_names: list[str]):
+    """A ProbeSet of ``examples`` (with their second segments, if they have them)."""
     from attnflows_callback import ProbeSet
 
-    records = _read_records(path)
-    pairs = _pairs(records, text_column, label_column, label_names, source=path.name)
-    return ProbeSet([t for t, _ in pairs], labels=[y for _, y in pairs], label_names=label_names)
+    pairs = [e.pair for e in examples] if examples and examples[0].pair is not None else None
+    return ProbeSet([e.text for e in examples], pairs, [e.label for e in examples], label_names)
+
+
+def _read_probe(path: Path, columns: tuple, label_names: list[str]):
+    return probe_set(_examples(_read_records(path), columns, label_names, source=path.name), label_names)
 
 
 def _is_local(name: str) -> bool:
     return name.lower().endswith(RECORD_SUFFIXES) or Path(name).exists()
 
 
-def _load_dataset(name: str, text_column: str, label_column: str) -> tuple[dict, list[str]]:
+def _load_dataset(name: str, columns: tuple) -> tuple[dict, list[str]]:
+    text_column, pair_column, label_column = columns
     if _is_local(name):
         path = Path(name)
         if not path.is_file():
             raise SystemExit(f"--dataset {name}: no such file")
         records = _read_records(path)
         label_names = _label_names(records, label_column, path.name)
-        return {"train": _pairs(records, text_column, label_column, label_names, source=path.name)}, label_names
+        return {"train": _examples(records, columns, label_names, source=path.name)}, label_names
     try:
         import datasets
     except ImportError:
@@ -230,19 +268,20 @@ def _load_dataset(name: str, text_column: str, label_column: str) -> tuple[dict,
     if "train" not in loaded:
         raise SystemExit(f"--dataset {name}: it has no train split (splits: {sorted(loaded)})")
     feature = loaded["train"].features.get(label_column)
-    if feature is None or text_column not in loaded["train"].features:
-        raise SystemExit(f"--dataset {name}: columns are {sorted(loaded['train'].features)}; "
-                         "name the text and label with --text-column and --label-column")
+    wanted = [c for c in (text_column, pair_column) if c is not None]
+    if feature is None or any(c not in loaded["train"].features for c in wanted):
+        raise SystemExit(f"--dataset {name}: columns are {sorted(loaded['train'].features)}; name the text, "
+                         "second segment and label with --text-column, --text-pair-column and --label-column")
     records = {split: list(loaded[split]) for split in loaded}
     if hasattr(feature, "names"):  # a ClassLabel feature names its classes
         label_names = list(feature.names)
     else:
         label_names = _label_names(records["train"], label_column, name)
-    splits = {"train": _pairs(records["train"], text_column, label_column, label_names, source=name)}
+    splits = {"train": _examples(records["train"], columns, label_names, source=name)}
     for split in ("validation", "test"):
         # GLUE-style test splits carry label -1: not usable for dev or probe.
         if split in records and all(r[label_column] not in (None, -1) for r in records[split]):
-            splits["dev"] = _pairs(records[split], text_column, label_column, label_names, source=name)
+            splits["dev"] = _examples(records[split], columns, label_names, source=name)
             break
     return splits, label_names
 
@@ -262,25 +301,27 @@ def _label_names(records: list[dict], label_column: str, source: str) -> list[st
     return sorted({str(v) for v in values})
 
 
-def _pairs(records: list[dict], text_column: str, label_column: str, label_names: list[str],
-           source: str = "data") -> list[tuple[str, int]]:
+def _examples(records: list[dict], columns: tuple, label_names: list[str], source: str = "data") -> list[Example]:
+    """``records`` as Examples; ``columns`` names the text, second-segment (or None) and label fields."""
+    text_column, pair_column, label_column = columns
     ids = {name: k for k, name in enumerate(label_names)}
-    pairs = []
+    examples = []
     for k, record in enumerate(records):
         text, label = _field(record, text_column, source, k), _field(record, label_column, source, k)
+        pair = None if pair_column is None else str(_field(record, pair_column, source, k))
         if _is_int(label) and 0 <= int(label) < len(label_names):
-            pairs.append((str(text), int(label)))
+            examples.append(Example(str(text), pair, int(label)))
         elif str(label) in ids:
-            pairs.append((str(text), ids[str(label)]))
+            examples.append(Example(str(text), pair, ids[str(label)]))
         else:
             raise SystemExit(f"{source}: record {k} has label {label!r}, not one of {label_names}")
-    return pairs
+    return examples
 
 
 def _field(record: dict, column: str, source: str, k: int):
     if column not in record:
         raise SystemExit(f"{source}: record {k} has no field {column!r} (fields: {sorted(record)}); "
-                         "name it with --text-column / --label-column")
+                         "name it with --text-column / --text-pair-column / --label-column")
     return record[column]
 
 
@@ -315,14 +356,16 @@ def load_model(name: str, num_labels: int, seed: int):
 
 
 class EncodedDataset:
-    """Pre-tokenised examples as ``{"input_ids", "attention_mask", "labels"}`` dicts (a map-style dataset)."""
+    """Pre-tokenised examples as dicts of every tokenizer output plus ``labels`` (a map-style dataset).
 
-    def __init__(self, pairs: list[tuple[str, int]], tokenizer, max_length: int):
-        encoded = tokenizer([t for t, _ in pairs], truncation=True, max_length=max_length)
-        self.items = [
-            {"input_ids": ids, "attention_mask": mask, "labels": label}
-            for ids, mask, (_, label) in zip(encoded["input_ids"], encoded["attention_mask"], pairs)
-        ]
+    Sentence pairs are encoded as the tokenizer encodes a pair, so BERT-style models get their
+    ``token_type_ids`` (segment ids) in training, as they do in the probe pass.
+    """
+
+    def __init__(self, examples: list[Example], tokenizer, max_length: int):
+        encoded = tokenizer(*_segments(examples), truncation=True, max_length=max_length)
+        self.items = [{**{key: values[k] for key, values in encoded.items()}, "labels": e.label}
+                      for k, e in enumerate(examples)]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -331,8 +374,16 @@ class EncodedDataset:
         return self.items[i]
 
 
+def _segments(examples: list[Example]) -> tuple:
+    """(texts,) or (texts, pairs): the positional arguments a tokenizer takes for ``examples``."""
+    texts = [e.text for e in examples]
+    if examples and examples[0].pair is not None:
+        return texts, [e.pair for e in examples]
+    return (texts,)
+
+
 def collator(tokenizer):
-    """Pads a batch of :class:`EncodedDataset` items to its longest example."""
+    """Pads a batch of :class:`EncodedDataset` items to its longest example (segment ids too)."""
     from transformers import DataCollatorWithPadding
 
     return DataCollatorWithPadding(tokenizer)
@@ -360,25 +411,25 @@ def warmup_steps(steps: int) -> int:
     return max(1, steps // 10)
 
 
-def dev_accuracy(model, tokenizer, pairs: list[tuple[str, int]], batch_size: int = 64) -> float | None:
-    """Accuracy of ``model`` on ``pairs`` (None when there are none)."""
+def dev_accuracy(model, tokenizer, examples: list[Example], batch_size: int = 64) -> float | None:
+    """Accuracy of ``model`` on ``examples`` (None when there are none)."""
     import torch
 
-    if not pairs:
+    if not examples:
         return None
     was_training = model.training
     model.eval()
     correct = 0
     device = next(model.parameters()).device
     with torch.no_grad():
-        for start in range(0, len(pairs), batch_size):
-            chunk = pairs[start : start + batch_size]
-            batch = tokenizer([t for t, _ in chunk], padding=True, truncation=True, max_length=128,
+        for start in range(0, len(examples), batch_size):
+            chunk = examples[start : start + batch_size]
+            batch = tokenizer(*_segments(chunk), padding=True, truncation=True, max_length=128,
                               return_tensors="pt").to(device)
             predicted = model(**batch).logits.argmax(-1).cpu()
-            correct += int((predicted == torch.tensor([y for _, y in chunk])).sum())
+            correct += int((predicted == torch.tensor([e.label for e in chunk])).sum())
     model.train(was_training)
-    return correct / len(pairs)
+    return correct / len(examples)
 
 
 # ---------------------------------------------------------------- runs
@@ -397,7 +448,8 @@ def new_run_dir(logdir: str | os.PathLike, name: str) -> Path:
 
 
 def run_name(args: argparse.Namespace, example: str) -> str:
-    return getattr(args, "run_name", None) or f"{example}-lr{args.lr:g}-seed{args.seed}"
+    task = f"-{args.task}" if args.dataset is None and args.task != "sentiment" else ""
+    return getattr(args, "run_name", None) or f"{example}{task}-lr{args.lr:g}-seed{args.seed}"
 
 
 def snapshot_due(step: int, every: int, last: int) -> bool:

@@ -5,6 +5,7 @@ whenever you like after an optimizer step, and ``close()`` (here: the ``with`` b
 
     python examples/plain_loop.py                     # the real MiniLM on the bundled data, ~1-2 min on CPU
     python examples/plain_loop.py --lr 5e-5 --max-steps 200
+    python examples/plain_loop.py --task entailment     # premise/hypothesis pairs (segment ids and all)
     python examples/plain_loop.py --dataset reviews.csv --text-column review --label-column stars
     tensorboard --logdir demo_runs                    # then open the Attention Flows tab
 """

@@ -1,10 +1,12 @@
 """Fine-tune the same model at several learning rates (and seeds): one TensorBoard run each, with its hparams.
 
 This is what `make demo` / `attnflows demo` trains. The runs land in one folder per sweep,
-``<logdir>/sweep-<time>/lr<lr>-seed<seed>``, so a second sweep sits beside the first. Compare them
-in the Attention Flows tab (pick two runs) and in TensorBoard's HParams dashboard.
+``<logdir>/sweep-<time>/lr<lr>-seed<seed>`` (``sweep-entailment-<time>`` with ``--task entailment``),
+so a second sweep sits beside the first. Compare them in the Attention Flows tab (pick two runs)
+and in TensorBoard's HParams dashboard.
 
     python examples/sweep.py                          # lr 2e-5, 1e-4, 3e-4 on the real MiniLM, a few minutes on CPU
+    python examples/sweep.py --task entailment --lrs 1e-4   # the bundled premise/hypothesis pairs
     python examples/sweep.py --lrs 5e-5 1e-4 --seeds 0 1
     tensorboard --logdir demo_runs
 """
@@ -36,7 +38,8 @@ def main(argv=None) -> int:
     if bad:
         p.error(f"--lrs must all be > 0, got {bad[0]}")
 
-    group = common.new_run_dir(args.logdir, EXAMPLE)
+    task = f"-{args.task}" if args.dataset is None and args.task != "sentiment" else ""
+    group = common.new_run_dir(args.logdir, EXAMPLE + task)
     settings = [(lr, seed) for seed in args.seeds for lr in args.lrs]
     data_by_seed = {}
     results = []

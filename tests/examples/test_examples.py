@@ -94,7 +94,33 @@ def test_bundled_data_and_probe():
     assert len(data.train) == 100 and len(data.dev) == 50 and len(data.probe) == 64
     assert data.label_names == ["negative", "positive"] and data.probe.label_names == ["negative", "positive"]
     everything = common.load_data(common.parse_args(common.parser("t"), ["--model", "x"]))
-    assert not set(data.probe.texts) & {text for text, _ in everything.train}
+    assert not set(data.probe.texts) & {e.text for e in everything.train}
+    assert data.probe.text_pairs is None and all(e.pair is None for e in everything.train)
+
+
+def test_bundled_entailment_pairs_and_probe():
+    common = import_common()
+    args = common.parse_args(common.parser("t"), ["--model", "x", "--task", "entailment", "--eval-size", "50"])
+    data = common.load_data(args)
+    assert len(data.train) == 2000 and len(data.dev) == 50 and len(data.probe) == 60
+    assert data.label_names == ["entailment", "contradiction"] and data.source == "bundled entailment data"
+    assert all(e.pair for e in data.train + data.dev) and len(data.probe.text_pairs) == 60
+    trained = {(e.text, e.pair) for e in data.train}
+    assert not set(zip(data.probe.texts, data.probe.text_pairs)) & trained
+    assert common.hparams(args, "plain_loop", 80)["dataset"] == "bundled:entailment"
+
+
+def test_local_pair_file_keeps_both_segments(tmp_path):
+    common = import_common()
+    path = tmp_path / "nli.jsonl"
+    path.write_text("\n".join(json.dumps({"premise": f"p{k}", "hypothesis": f"h{k}", "y": ["yes", "no"][k % 2]})
+                               for k in range(20)))
+    args = common.parse_args(common.parser("t"), ["--model", "x", "--dataset", str(path), "--text-column", "premise",
+                                                   "--text-pair-column", "hypothesis", "--label-column", "y",
+                                                   "--probe-size", "4"])
+    data = common.load_data(args)
+    assert data.label_names == ["no", "yes"] and all(e.pair == "h" + e.text[1:] for e in data.train)
+    assert [p[1:] for p in data.probe.text_pairs] == [t[1:] for t in data.probe.texts]
 
 
 def test_local_jsonl_probe_is_held_out_of_training(tmp_path):
@@ -105,7 +131,7 @@ def test_local_jsonl_probe_is_held_out_of_training(tmp_path):
                                                    "sentence", "--label-column", "y", "--probe-size", "6"])
     data = common.load_data(args)
     assert data.label_names == ["0", "1", "2"] and len(data.probe) == 6
-    assert not set(data.probe.texts) & {t for t, _ in data.train}
+    assert not set(data.probe.texts) & {e.text for e in data.train}
     assert len(data.train) == 40
 
 
@@ -142,15 +168,22 @@ def test_bad_options_exit_with_usage(option, capsys):
 
 
 # ---------------------------------------------------------------- attnflows demo
-def test_demo_twice_puts_new_runs_beside_the_old(tiny_model_dir, tmp_path):
+def test_demo_trains_a_single_sentence_and_a_pair_run_then_new_runs_go_beside_the_old(tiny_model_dir, tmp_path):
     logdir = tmp_path / "demo_runs"
     sweep = ["--", "--model", tiny_model_dir, "--max-steps", "2", "--train-size", "16", "--batch-size", "8",
              "--eval-size", "4", "--lrs", "1e-3", "--no-progress"]
-    for _ in range(2):
-        run_script(ATTNFLOWS, "demo", "--no-serve", "--logdir", logdir, *sweep, timeout=240)
-    groups = sorted(logdir.glob("sweep-*"))
-    assert len(groups) == 2
-    for group in groups:
+    done = run_script(ATTNFLOWS, "demo", "--no-serve", "--logdir", logdir, *sweep, timeout=240)  # both tasks
+    assert "fine-tuning on sentiment" in done.stdout and "fine-tuning on entailment" in done.stdout
+    (sentiment,) = logdir.glob("sweep-2*")
+    (entailment,) = logdir.glob("sweep-entailment-*")
+    single, pair = open_run(sentiment / "lr0.001-seed0"), open_run(entailment / "lr0.001-seed0")
+    assert single.text_pairs is None and single.label_names == ["negative", "positive"]
+    assert len(pair.text_pairs) == 60 and pair.label_names == ["entailment", "contradiction"]
+    assert pair.meta["hparams"]["dataset"] == "bundled:entailment"
+
+    run_script(ATTNFLOWS, "demo", "--no-serve", "--logdir", logdir, "--tasks", "sentiment", *sweep, timeout=240)
+    assert len(list(logdir.glob("sweep-2*"))) == 2 and len(list(logdir.glob("sweep-entailment-*"))) == 1
+    for group in logdir.glob("sweep-*"):
         assert open_run(group / "lr0.001-seed0").status["status"] == "finished"
 
 
