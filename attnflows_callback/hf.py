@@ -10,7 +10,7 @@ import warnings
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
-from ._adapter import (
+from .timeline import (
     RECORDER_DEFAULTS,
     SHARDED_WARNING,
     SnapshotTimeline,
@@ -22,10 +22,10 @@ from ._adapter import (
     fresh_run_dir,
     named_run_dir,
     probe_set_fields,
-    recorder_options,
     recording_message,
 )
 from .capture import find_pretrained_model
+from .options import RecorderOptions
 from .probe import ProbeSet
 from .schedule import DEFAULT_LOG_PER_DECADE, SnapshotSchedule
 
@@ -77,8 +77,8 @@ class AttentionFlowsTrainerCallback(TrainerCallback, ExportableState):
         max_length: tokens kept per probe example; None: the tokenizer's ``model_max_length``,
             at most 128.
         encoding, batch_size, strict, overwrite, tensorboard, layers, heads, rows,
-            top_k, head_importance: as for
-            :class:`~attnflows_callback.recorder.AttentionRecorder`.
+            top_k, head_importance, health_warnings: the recording options, each documented
+            and checked in :class:`~attnflows_callback.options.RecorderOptions`.
 
     Raises:
         ValueError: a bad schedule or recorder argument (checked here); no tokenizer (checked
@@ -128,11 +128,12 @@ class AttentionFlowsTrainerCallback(TrainerCallback, ExportableState):
         strict: bool = RECORDER_DEFAULTS["strict"],
         overwrite: bool = RECORDER_DEFAULTS["overwrite"],
         tensorboard: bool = RECORDER_DEFAULTS["tensorboard"],
-        layers=None,
-        heads=None,
-        rows: str = "all",
-        top_k: int | None = None,
-        head_importance: bool = False,
+        layers=RECORDER_DEFAULTS["layers"],
+        heads=RECORDER_DEFAULTS["heads"],
+        rows: str = RECORDER_DEFAULTS["rows"],
+        top_k: int | None = RECORDER_DEFAULTS["top_k"],
+        head_importance: bool = RECORDER_DEFAULTS["head_importance"],
+        health_warnings: bool = RECORDER_DEFAULTS["health_warnings"],
     ):
         if log_dir is not None and not isinstance(log_dir, str):
             log_dir = str(log_dir)
@@ -143,9 +144,9 @@ class AttentionFlowsTrainerCallback(TrainerCallback, ExportableState):
         self.hparams = check_hparams(hparams)
         self.model = model
         self.tokenizer = tokenizer
-        self._options = recorder_options(encoding, max_length, batch_size, strict, overwrite, tensorboard,
-                                         layers=layers, heads=heads, rows=rows, top_k=top_k,
-                                         head_importance=head_importance)
+        self._options = RecorderOptions(encoding=encoding, max_length=max_length, batch_size=batch_size, strict=strict,
+                                        overwrite=overwrite, tensorboard=tensorboard, layers=layers, heads=heads, rows=rows,
+                                        top_k=top_k, head_importance=head_importance, health_warnings=health_warnings).as_kwargs()
         self.timeline = SnapshotTimeline(self.probe_set, self.schedule, **self._options)
         self.run_dir: str | None = None  # restored from the checkpoint on resume
 

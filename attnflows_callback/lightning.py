@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import warnings
 
-from ._adapter import (
+from .timeline import (
     RECORDER_DEFAULTS,
     SHARDED_WARNING,
     ShardedProbing,
@@ -24,10 +24,10 @@ from ._adapter import (
     named_run_dir,
     next_version_dir,
     probe_fingerprint,
-    recorder_options,
     recording_message,
 )
 from .capture import find_pretrained_model
+from .options import RecorderOptions
 from .probe import ProbeSet
 from .schedule import DEFAULT_LOG_PER_DECADE, SnapshotSchedule
 
@@ -93,8 +93,8 @@ class AttentionFlowsCallback(*_callback_bases()):
         max_length: tokens kept per probe example; None: the tokenizer's ``model_max_length``,
             at most 128.
         encoding, batch_size, strict, overwrite, tensorboard, layers, heads, rows,
-            top_k, head_importance: as for
-            :class:`~attnflows_callback.recorder.AttentionRecorder`.
+            top_k, head_importance, health_warnings: the recording options, each documented
+            and checked in :class:`~attnflows_callback.options.RecorderOptions`.
 
     Raises:
         ValueError: a bad schedule or recorder argument (checked here); no tokenizer found
@@ -148,11 +148,12 @@ class AttentionFlowsCallback(*_callback_bases()):
         strict: bool = RECORDER_DEFAULTS["strict"],
         overwrite: bool = RECORDER_DEFAULTS["overwrite"],
         tensorboard: bool = RECORDER_DEFAULTS["tensorboard"],
-        layers=None,
-        heads=None,
-        rows: str = "all",
-        top_k: int | None = None,
-        head_importance: bool = False,
+        layers=RECORDER_DEFAULTS["layers"],
+        heads=RECORDER_DEFAULTS["heads"],
+        rows: str = RECORDER_DEFAULTS["rows"],
+        top_k: int | None = RECORDER_DEFAULTS["top_k"],
+        head_importance: bool = RECORDER_DEFAULTS["head_importance"],
+        health_warnings: bool = RECORDER_DEFAULTS["health_warnings"],
     ):
         self.probe_set = as_probe_set(probe_set)
         self.schedule = SnapshotSchedule(every_n_steps, log_per_decade, at_checkpoints, at_epoch_ends)
@@ -160,10 +161,10 @@ class AttentionFlowsCallback(*_callback_bases()):
         self.model = model
         self.tokenizer = tokenizer
         self.hparams = check_hparams(hparams)
-        options = recorder_options(encoding, max_length, batch_size, strict, overwrite, tensorboard,
-                                   layers=layers, heads=heads, rows=rows, top_k=top_k,
-                                   head_importance=head_importance)
-        self.timeline = SnapshotTimeline(self.probe_set, self.schedule, **options)
+        options = RecorderOptions(encoding=encoding, max_length=max_length, batch_size=batch_size, strict=strict,
+                                  overwrite=overwrite, tensorboard=tensorboard, layers=layers, heads=heads, rows=rows,
+                                  top_k=top_k, head_importance=head_importance, health_warnings=health_warnings)
+        self.timeline = SnapshotTimeline(self.probe_set, self.schedule, options)
         self.log_dir: str | None = None  # where a fresh run of this fit records, resolved on every rank
         self._log_dir_reason = ""
         self.run_dir: str | None = None  # where the snapshots go: log_dir, or the resumed run's
@@ -182,7 +183,7 @@ class AttentionFlowsCallback(*_callback_bases()):
         self.log_dir = trainer.strategy.broadcast(fresh_run_dir(named_run_dir(base_dir, self.name)), src=0)
         self._resumed_run_dir = None
         logger = trainer.logger
-        if self.hparams and self.timeline.recorder_options["tensorboard"] and self.name is None and _is_tensorboard(logger):
+        if self.hparams and self.timeline.options.tensorboard and self.name is None and _is_tensorboard(logger):
             # TensorBoard shows the first hparams session of a run; Lightning logs the module's
             # own right after setup, so ours (module's plus the extra ones) must come first.
             logger.log_hyperparams({**_module_hparams(pl_module), **self.hparams})

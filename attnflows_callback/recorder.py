@@ -21,9 +21,11 @@ import numpy as np
 
 from .capture import ProbeCapture, ProbePass, Reduction, fed_input_names, is_decoder_only, is_sharded
 from .health import AttentionHealth, special_masks
+from . import checks
 from .hparams import redact
+from .options import RecorderOptions
 from .probe import DEFAULT_MAX_LENGTH, ProbeSet, TokenizedProbe
-from .store import DEFAULT_ENCODING, ENCODINGS, SNAPSHOT_KINDS, RunWriter
+from .store import DEFAULT_ENCODING, SNAPSHOT_KINDS, RunWriter
 from .tensorboard_log import TensorBoardLog, layer_scalars
 
 DEFAULT_QUEUE_SIZE = 8
@@ -38,31 +40,17 @@ class AttentionRecorder:
             :class:`~attnflows_callback.probe.TokenizedProbe`.
         probe_set: a :class:`~attnflows_callback.probe.ProbeSet` (or a tokenised one).
         run_dir: the TensorBoard run directory; snapshots go to ``run_dir/attnflows``.
-        encoding: ``"compact"`` (default; uint8 codes + LZMA, max error 1/510), ``"uint8"``
-            (HDF5-native deflate, same error) or ``"float16"``.
-        max_length: tokens kept per probe example; None: the tokenizer's ``model_max_length``,
-            at most 128 (:data:`~attnflows_callback.probe.MAX_LENGTH_CAP`).
-        batch_size: examples per probe forward batch.
+        encoding, max_length, batch_size, strict, overwrite, tensorboard, layers, heads, rows,
+            top_k, head_importance, health_warnings: the recording options, each documented
+            and checked in :class:`~attnflows_callback.options.RecorderOptions`.
         hparams: hyperparameters to keep in the run's metadata (and log to TensorBoard); values of
             secret-looking keys (``hub_token``, ``*_api_key``, ...) are replaced by
             :func:`~attnflows_callback.hparams.redact` first.
         trainer_args: the trainer's full arguments, kept in ``run.json`` as ``trainer_args``
             only (the callbacks pass every ``TrainingArguments`` field here), redacted alike.
-        strict: raise on I/O failure instead of warning and stopping the recording.
-        overwrite: replace a run directory that holds another probe set or model.
         resume: continue the run in ``run_dir``; a snapshot at or before its last step
             purges the orphans of the crashed attempt and replaces them.
-        tensorboard: also log scalars and hparams to TensorBoard in ``run_dir``.
         queue_size: snapshots waiting for the writer before ``snapshot`` blocks.
-        layers, heads, rows, top_k: keep only part of each attention tensor, for large
-            models (see :class:`~attnflows_callback.capture.Reduction` and docs/scaling.md).
-        head_importance: also store the gradient-based head importance of Michel et al.
-            (2019) per example and head when the probe set has labels (one backward pass
-            through the probe batches; parameter gradients are never touched).
-        health_warnings: warn in the training log (logger ``attnflows_callback.health``) when a
-            head's attention collapses to one token or spreads out to uniform since step 0, or a
-            layer's mass on special tokens rises (thresholds in docs/analysis.md). The health
-            scalars go to TensorBoard either way (with ``tensorboard``).
         sharded: True when every other rank makes this recorder's probe passes alongside it,
             which the Lightning callback arranges under FSDP. Without it, a model whose
             parameters FSDP shards across ranks is refused: a probe pass on one rank alone
@@ -124,13 +112,12 @@ class AttentionRecorder:
                 "record with the Lightning callback under FSDPStrategy or ModelParallelStrategy (see "
                 "docs/distributed.md), or pass sharded=True once every rank makes the same probe passes"
             )
-        if encoding not in ENCODINGS:
-            raise ValueError(f"encoding must be one of {sorted(ENCODINGS)}, got {encoding!r}")
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        if not isinstance(queue_size, int) or isinstance(queue_size, bool) or queue_size < 1:
-            raise ValueError(f"queue_size must be an integer >= 1, got {queue_size!r}")
-        self.reduction = Reduction(layers=layers, heads=heads, rows=rows, top_k=top_k)
+        self.options = RecorderOptions(encoding=encoding, max_length=max_length, batch_size=batch_size,
+                                       strict=strict, overwrite=overwrite, tensorboard=tensorboard, layers=layers,
+                                       heads=heads, rows=rows, top_k=top_k, head_importance=head_importance,
+                                       health_warnings=health_warnings)
+        checks.integer("queue_size", queue_size)
+        self.reduction = self.options.reduction()
         if hparams is not None and not isinstance(hparams, dict):
             raise TypeError(f"hparams must be a dict of hyperparameters, got {type(hparams).__name__}")
         if isinstance(probe_set, TokenizedProbe):

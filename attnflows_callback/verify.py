@@ -276,7 +276,7 @@ def _check_same_model(run, saved_config: dict, name: str) -> None:
 
 
 def _probe_fields(run) -> dict:
-    from ._adapter import probe_set_fields
+    from .timeline import probe_set_fields
     from .probe import ProbeSet
 
     return probe_set_fields(ProbeSet(run.texts, run.text_pairs, run.labels, run.label_names))
@@ -298,7 +298,7 @@ def _check_hf_callback_probe(run, state: dict, name: str) -> None:
 
 
 def _check_lightning_callback_probe(run, callbacks: dict, name: str) -> None:
-    from ._adapter import probe_fingerprint
+    from .timeline import probe_fingerprint
     from .probe import ProbeSet
 
     ours = [key for key in callbacks if str(key).startswith("AttentionFlowsCallback")]

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from attnflows_callback import open_run
-from attnflows_callback._adapter import RECORDER_DEFAULTS, SnapshotTimeline, recorder_options
+from attnflows_callback.options import RecorderOptions
 from attnflows_callback.schedule import SnapshotSchedule
+from attnflows_callback.timeline import SnapshotTimeline
 from tests.helpers import PROBE_LABELS, PROBE_TEXTS, probe_set, tiny_model, tokenizer
 
 
@@ -21,8 +22,7 @@ class ToyLoopCallback:
 
     def __init__(self, probe_set, run_dir, *, schedule=None, **options):
         self.run_dir = run_dir
-        self.timeline = SnapshotTimeline(probe_set, schedule or SnapshotSchedule(),
-                                         **recorder_options(**{**RECORDER_DEFAULTS, **options}))
+        self.timeline = SnapshotTimeline(probe_set, schedule or SnapshotSchedule(), RecorderOptions(**options))
 
     def on_train_start(self, model, tokenizer, hparams):
         self.timeline.start(model, tokenizer, self.run_dir, step=0, resume=False, is_writer=True, hparams=hparams)

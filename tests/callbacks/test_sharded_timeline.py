@@ -7,7 +7,7 @@ yes/no answers stand in for the broadcast, and a forward pre-hook lists each ran
 
 import pytest
 
-from attnflows_callback._adapter import RECORDER_DEFAULTS, ShardedProbing, SnapshotTimeline, recorder_options
+from attnflows_callback.timeline import RECORDER_DEFAULTS, ShardedProbing, SnapshotTimeline, recorder_options
 from attnflows_callback.schedule import SnapshotSchedule
 from tests.helpers import probe_set, tiny_model, tokenizer
 

@@ -1,7 +1,9 @@
-"""What the Lightning and Hugging Face callbacks share: one snapshot timeline per training run.
+"""The trainer layer: one snapshot timeline per training run, the way to add a trainer.
 
-The callbacks translate their framework's events into four calls on
-:class:`SnapshotTimeline` (``start``, ``event``, ``finish``, ``close``); the schedule, the
+A trainer integration (the Lightning and Hugging Face callbacks, or yours: see the trainer
+recipe in docs/extending.md) translates its framework's events into four calls on
+:class:`SnapshotTimeline` (``start``, ``event``, ``finish``, ``close``) and takes its recording
+options as :class:`~attnflows_callback.options.RecorderOptions`; the schedule, the
 one-snapshot-per-step rule, resume and the writer-rank rule live here, once.
 """
 
@@ -17,11 +19,11 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from .capture import ProbePass, Reduction
-from .probe import ProbeSet, check_max_length
+from .capture import ProbePass
+from .options import RecorderOptions
+from .probe import ProbeSet
 from .recorder import AttentionRecorder
 from .schedule import SnapshotSchedule
-from .store import DEFAULT_ENCODING, ENCODINGS
 
 EVENT_KINDS = {"start": "step", "step": "step", "checkpoint": "checkpoint", "epoch_end": "epoch_end", "final": "final"}
 SHARDED_WARNING = (
@@ -59,13 +61,40 @@ class SnapshotTimeline:
     Args:
         probe_set: the probe set to record.
         schedule: when to snapshot.
-        recorder_options: keyword arguments for :class:`AttentionRecorder`.
+        options: how to record (default: ``RecorderOptions(**recorder_options)``).
+        recorder_options: the fields of :class:`~attnflows_callback.options.RecorderOptions`,
+            as keyword arguments, when ``options`` is not given.
+
+    Example (a trainer of its own: step events, then the end of training):
+        >>> import tempfile
+        >>> from transformers import BertConfig, BertForSequenceClassification
+        >>> from attnflows_callback import open_run
+        >>> model = BertForSequenceClassification(BertConfig(hidden_size=16, num_hidden_layers=2,
+        ...     num_attention_heads=2, intermediate_size=16, vocab_size=30))
+        >>> class Tok:  # the smallest tokenizer-like object, for the example only
+        ...     name_or_path = "toy"
+        ...     def __call__(self, text, pair=None, **kw):
+        ...         return {"input_ids": [2] + [5 + len(w) % 20 for w in text.split()] + [3]}
+        ...     def convert_ids_to_tokens(self, ids): return [str(i) for i in ids]
+        >>> timeline = SnapshotTimeline(ProbeSet(["good film", "bad"]), SnapshotSchedule(every_n_steps=2, log_per_decade=None),
+        ...                             RecorderOptions(tensorboard=False))
+        >>> run_dir = tempfile.mkdtemp()
+        >>> timeline.start(model, Tok(), run_dir, step=0, resume=False, is_writer=True, hparams={})
+        >>> [timeline.event("step", step) for step in (1, 2, 3)]
+        [False, True, False]
+        >>> timeline.finish(3)
+        >>> open_run(run_dir).steps.tolist()
+        [0, 2, 3]
     """
 
-    def __init__(self, probe_set: ProbeSet, schedule: SnapshotSchedule, **recorder_options):
+    def __init__(self, probe_set: ProbeSet, schedule: SnapshotSchedule, options: RecorderOptions | None = None,
+                 **recorder_options):
+        if options is not None and recorder_options:
+            raise TypeError("pass options=RecorderOptions(...) or its fields as keyword arguments, not both")
+        self.options = options if options is not None else RecorderOptions(**recorder_options)
         self.probe_set = probe_set
         self.schedule = schedule
-        self.recorder_options = recorder_options
+        self.recorder_options = self.options.as_kwargs()
         self.recorder: AttentionRecorder | None = None
         self.probe_pass: ProbePass | None = None
         self.sharded: ShardedProbing | None = None
@@ -76,7 +105,7 @@ class SnapshotTimeline:
               sharded: ShardedProbing | None = None, trainer_args: dict | None = None) -> None:
         """Begin recording at optimizer step ``step``, or continue the run in ``run_dir`` when ``resume``."""
         self.close("failed")  # a previous attempt in this process that never reached its end
-        if sharded is not None and self.recorder_options["head_importance"]:
+        if sharded is not None and self.options.head_importance:
             raise ValueError("head_importance=True is not supported under sharded training (FSDP); "
                              "pass head_importance=False")
         self.active = True
@@ -98,9 +127,9 @@ class SnapshotTimeline:
                                                   sharded=sharded is not None, **self.recorder_options)
                 self.probe_pass = self.recorder.probe_pass
             else:  # the same passes as the writer's recorder makes, in the same order
-                probe = self.probe_set.tokenize(tokenizer, max_length=self.recorder_options["max_length"])
-                self.probe_pass = ProbePass(model, probe, batch_size=self.recorder_options["batch_size"],
-                                            reduction=Reduction(**{k: self.recorder_options[k] for k in REDUCTION_KEYS}))
+                probe = self.probe_set.tokenize(tokenizer, max_length=self.options.max_length)
+                self.probe_pass = ProbePass(model, probe, batch_size=self.options.batch_size,
+                                            reduction=self.options.reduction())
                 self.probe_pass.stream_shapes()
         if not resume:
             self._snapshot(step, EVENT_KINDS["start"])
@@ -164,28 +193,13 @@ class SnapshotTimeline:
             recorder.close("failed")
 
 
-def recorder_options(encoding: str, max_length: int | None, batch_size: int, strict: bool, overwrite: bool,
-                     tensorboard: bool, *, layers=None, heads=None, rows: str = "all", top_k: int | None = None,
-                     head_importance: bool = False) -> dict:
-    """The recorder's keyword arguments, checked now so a bad value fails before training starts."""
-    reduction = Reduction(layers=layers, heads=heads, rows=rows, top_k=top_k)
-    if encoding not in ENCODINGS:
-        raise ValueError(f"encoding must be one of {sorted(ENCODINGS)}, got {encoding!r}")
-    check_max_length(max_length)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    for name, value in (("strict", strict), ("overwrite", overwrite), ("tensorboard", tensorboard),
-                        ("head_importance", head_importance)):
-        if not isinstance(value, bool):
-            raise TypeError(f"{name} must be True or False, got {value!r}")
-    return dict(encoding=encoding, max_length=max_length, batch_size=batch_size, strict=strict,
-                overwrite=overwrite, tensorboard=tensorboard, head_importance=head_importance,
-                **reduction.describe())
+def recorder_options(**options) -> dict:
+    """The recorder's keyword arguments, checked now (:class:`RecorderOptions`) so a bad value fails before training."""
+    return RecorderOptions(**options).as_kwargs()
 
 
-REDUCTION_KEYS = ("layers", "heads", "rows", "top_k")
-RECORDER_DEFAULTS = dict(encoding=DEFAULT_ENCODING, max_length=None, batch_size=16, strict=False,
-                         overwrite=False, tensorboard=True)
+# The options' defaults, by name: the callbacks' keyword defaults.
+RECORDER_DEFAULTS = RecorderOptions().as_kwargs()
 
 
 def as_probe_set(value) -> ProbeSet:
