@@ -32,7 +32,7 @@ _LAZY = {
     "open_run": "reader",
     "AttentionRecorder": "recorder",
     "ENCODINGS": "store",
-    "FORMAT_VERSION": "store",
+    "FORMAT_VERSION": "schema",
     "RunExistsError": "store",
 }
 

@@ -23,20 +23,24 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .store import (
+from .schema import (
     DATA_DIRNAME,
     FORMAT_NAME,
     FORMAT_VERSION,
     OLDEST_FORMAT_VERSION,
+    PROBE_H5,
+    PROBE_MODEL_INPUTS,
+    RUN_JSON,
+    SHAPE_ATTR,
+    SHARD_LOGITS,
+    SHARD_SUMMARY,
     SNAPSHOT_DIRNAME,
     SNAPSHOT_NAME,
-    RegularH5File,
-    UnsafeFileError,
-    data_dir,
-    dead_writer,
-    get_encoding,
-    read_json,
+    STATUS_JSON,
+    attention_path,
+    summary_path,
 )
+from .store import RegularH5File, UnsafeFileError, data_dir, dead_writer, get_encoding, read_json
 
 OPEN_FILES = 16
 MAX_READ_BYTES = 256 * 2**20  # any dataset read whole (probe, logits, summaries): a larger one is refused
@@ -105,7 +109,7 @@ class Run:
         path = Path(run_dir)
         self.data_dir = data_dir(path)
         self.run_dir = self.data_dir.parent
-        meta_path = self.data_dir / "run.json"
+        meta_path = self.data_dir / RUN_JSON
         if not meta_path.is_file():
             raise NotARunError(f"{path.name or path} is not an attnflows run: it has no {DATA_DIRNAME}/run.json")
         try:
@@ -133,7 +137,7 @@ class Run:
 
     # ------------------------------------------------------------------ probe
     def _load_probe(self) -> None:
-        path = self.data_dir / "probe.h5"
+        path = self.data_dir / PROBE_H5
         with RegularH5File(path) as f:
             self.texts = [_str(x) for x in _read(f, "texts")]
             self.text_pairs = [_str(x) for x in _read(f, "text_pairs")] if "text_pairs" in f else None
@@ -148,8 +152,8 @@ class Run:
                 _ragged_strings(f, "decoder_tokens", self._input_ids) if "decoder_tokens" in f else None
             )
             self.truncated = [bool(x) for x in _read(f, "truncated")]
-            fed = _safe(f, "model_inputs") if "model_inputs" in f else {}
-            self._model_inputs = {name: [np.asarray(r, dtype=np.int64) for r in _read(f, f"model_inputs/{name}")]
+            fed = _safe(f, PROBE_MODEL_INPUTS) if PROBE_MODEL_INPUTS in f else {}
+            self._model_inputs = {name: [np.asarray(r, dtype=np.int64) for r in _read(f, f"{PROBE_MODEL_INPUTS}/{name}")]
                                   for name in fed}
         self.num_examples = len(self.texts)
         self.notes = _format_notes(self.meta, self.text_pairs is not None)
@@ -230,7 +234,7 @@ class Run:
         writer's lock names a process of this host that is gone (killed) reads ``interrupted``.
         """
         try:
-            status = read_json(self.data_dir / "status.json", MAX_STATUS_BYTES)
+            status = read_json(self.data_dir / STATUS_JSON, MAX_STATUS_BYTES)
         except (OSError, ValueError, UnicodeDecodeError):
             return {"status": "unknown"}
         if not isinstance(status, dict):
@@ -304,7 +308,7 @@ class Run:
                 raise ValueError(f"file name says step {step} but the file says {int(f.attrs['step'])}")
             encoding = get_encoding(str(f.attrs["encoding"]))
             for stream in self.streams:
-                group = _safe(f, f"attention/{stream}")
+                group = _safe(f, attention_path(stream))
                 if len(group) != self.num_examples:
                     raise ValueError(f"stream {stream!r} holds {len(group)} examples, the probe has {self.num_examples}")
                 for i in range(self.num_examples):  # links and declared shapes are cheap to check here
@@ -314,15 +318,15 @@ class Run:
                     if not isinstance(link, h5py.HardLink):
                         raise UnsafeFileError(f"'attention/{stream}/{i}' is a {type(link).__name__}; attnflows follows no links")
                     self._check_attention(group[str(i)], encoding, i, stream)
-            logits = self._read_logits(f) if "logits" in f else None
+            logits = self._read_logits(f) if SHARD_LOGITS in f else None
             summaries = {}
-            if "summary" in f:
-                for stream in _safe(f, "summary"):
+            if SHARD_SUMMARY in f:
+                for stream in _safe(f, SHARD_SUMMARY):
                     if stream not in self.meta.get("streams", {}):
                         continue  # not a stream of this run: never read
                     expected = (self.num_examples, *self.stream_shape(stream))
-                    summaries[stream] = {k: _read(f, f"summary/{stream}/{k}", shape=expected)
-                                         for k in _safe(f, f"summary/{stream}")}
+                    summaries[stream] = {k: _read(f, summary_path(stream, k), shape=expected)
+                                         for k in _safe(f, summary_path(stream))}
             epoch = f.attrs.get("epoch")
             info = SnapshotInfo(
                 step=step,
@@ -340,7 +344,7 @@ class Run:
 
     def _read_logits(self, f: h5py.File) -> np.ndarray:
         """``[examples, classes]`` logits, their shape checked before they are read."""
-        dataset = _safe(f, "logits")
+        dataset = _safe(f, SHARD_LOGITS)
         shape = dataset.shape
         if len(shape) != 2 or shape[0] != self.num_examples or not 1 <= shape[1] <= MAX_CLASSES:
             raise ValueError(f"logits have shape {list(shape)}; this run needs [{self.num_examples}, classes]")
@@ -348,7 +352,7 @@ class Run:
             raise ValueError(f"logits have {shape[1]} classes; this run's snapshots have {self._classes}")
         if dataset.dtype.kind not in "fiu":
             raise ValueError(f"logits have dtype {dataset.dtype}; attnflows writes float32")
-        return np.asarray(_read(f, "logits"), dtype=np.float32)
+        return np.asarray(_read(f, SHARD_LOGITS), dtype=np.float32)
 
     def expected_shape(self, i: int, stream: str | None = None) -> tuple[int, int, int, int]:
         """``(layers, heads, Tq, Tk)`` that ``run.json`` and the probe say example ``i`` has in ``stream``."""
@@ -364,7 +368,7 @@ class Run:
             raise ValueError(f"'attention/{stream}/{i}' is not a dataset")
         if dataset.is_virtual or dataset.external:
             raise UnsafeFileError(f"'attention/{stream}/{i}' stores its data outside the file; attnflows reads no external data")
-        declared = dataset.attrs.get("shape")
+        declared = dataset.attrs.get(SHAPE_ATTR)
         shape = tuple(int(n) for n in np.asarray(declared).ravel()) if declared is not None else ()
         expected = self.expected_shape(i, stream)
         if shape != expected:
@@ -407,7 +411,7 @@ class Run:
         stream = self._check_stream(stream)
         with self._lock:
             f = self._file(int(step))
-            dataset = _safe(f, f"attention/{stream}/{i}")
+            dataset = _safe(f, attention_path(stream, i))
             encoding = get_encoding(str(f.attrs["encoding"]))
             shape = self._check_attention(dataset, encoding, i, stream)
             stored = dataset[()]

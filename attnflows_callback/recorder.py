@@ -8,7 +8,6 @@ and Hugging Face callbacks are thin adapters over this class.
 from __future__ import annotations
 
 import atexit
-import json
 import queue
 import sys
 import threading
@@ -25,6 +24,7 @@ from . import checks
 from .hparams import redact
 from .options import RecorderOptions
 from .probe import DEFAULT_MAX_LENGTH, ProbeSet, TokenizedProbe
+from .schema import probe_arrays, run_meta
 from .store import DEFAULT_ENCODING, SNAPSHOT_KINDS, RunWriter
 from .tensorboard_log import TensorBoardLog, layer_scalars
 
@@ -139,10 +139,11 @@ class AttentionRecorder:
         self.run_dir = Path(run_dir)
         self.hparams = redact(hparams or {})  # run.json and the events file are served without authentication
         streams = self.probe_pass.stream_shapes()
+        meta, arrays = _schema_arrays(self.model, probe, streams, self.hparams, self.reduction, trainer_args)
         self.writer = RunWriter(
             self.run_dir,
-            meta=_run_meta(self.model, probe, streams, self.hparams, self.reduction, trainer_args),
-            probe_arrays=_probe_arrays(probe, self.model),
+            meta=meta,
+            probe_arrays=arrays,
             encoding=encoding,
             overwrite=overwrite,
             resume=resume,
@@ -389,68 +390,21 @@ def _accuracy(logits: np.ndarray | None, labels) -> float | None:
     return float((logits.argmax(axis=1) == labels).mean())
 
 
-def _run_meta(model, probe: TokenizedProbe, streams: dict, hparams: dict, reduction: Reduction,
-              trainer_args: dict | None = None) -> dict:
+def _schema_arrays(model, probe: TokenizedProbe, streams: dict, hparams: dict, reduction: Reduction,
+                   trainer_args: dict | None) -> tuple[dict, dict]:
+    """``run.json``'s and ``probe.h5``'s content for this model and probe (the schema is :mod:`.schema`'s)."""
     import torch
     import transformers
 
     from . import __version__
 
-    config = model.config
-    decoder_only = is_decoder_only(model)
-    shapes = ",".join(f"{s}={v['layers']}x{v['heads']}" for s, v in streams.items())
-    if not reduction.is_identity:
-        shapes += f";{json.dumps(reduction.describe(), sort_keys=True)}"
-    meta = {
-        "model": {
-            "class": type(model).__name__,
-            "name_or_path": getattr(config, "_name_or_path", "") or getattr(model, "name_or_path", ""),
-            "model_type": getattr(config, "model_type", ""),
-            "identity": f"{type(model).__name__}[{shapes}]",
-            "config": _jsonable(config.to_dict()),
-        },
-        "streams": streams,
-        "probe_id": probe.probe_id,
-        "model_inputs": ["input_ids", "attention_mask", *fed_input_names(model, probe)],
-        "model_input_pad_values": {name: probe.pad_values.get(name, 0) for name in fed_input_names(model, probe)},
-        "num_examples": len(probe),
-        "classification_position": "last" if decoder_only else "first",
-        "reduction": reduction.describe(),
-        "tokenizer": probe.tokenizer_name,
-        "max_length": probe.max_length,
-        "hparams": _jsonable(hparams),
-        "versions": {"attnflows": __version__, "torch": torch.__version__, "transformers": transformers.__version__},
-    }
-    if trainer_args:
-        meta["trainer_args"] = _jsonable(redact(trainer_args))
-    return meta
-
-
-def _probe_arrays(probe: TokenizedProbe, model) -> dict:
-    ps = probe.probe_set
-    arrays = {
-        "texts": list(ps.texts),
-        "text_pairs": list(ps.text_pairs) if ps.text_pairs is not None else None,
-        "labels": np.asarray(ps.labels, dtype=np.int64) if ps.labels is not None else None,
-        "label_names": list(ps.label_names) if ps.label_names else None,
-        "input_ids": probe.input_ids,
-        "tokens": [t for row in probe.tokens for t in row],
-        "word_ids": probe.word_ids,
-        "sequence_ids": probe.sequence_ids,
-        "truncated": np.asarray(probe.truncated, dtype=bool),
-        "attr:probe_id": probe.probe_id,
-        "attr:tokenizer": probe.tokenizer_name,
-    }
-    for name in fed_input_names(model, probe):  # what the probe pass feeds beyond ids and mask, unpadded
-        arrays[f"model_inputs/{name}"] = probe.extra_inputs[name]
-    if getattr(model.config, "is_encoder_decoder", False):
-        # The decoder sees the input shifted right: a start token, then the input's tokens.
-        arrays["decoder_tokens"] = [t for row in probe.tokens for t in ["<start>", *row[:-1]]]
-    return arrays
-
-
-def _jsonable(value):
-    return json.loads(json.dumps(value, default=str))
+    fed = fed_input_names(model, probe)
+    versions = {"attnflows": __version__, "torch": torch.__version__, "transformers": transformers.__version__}
+    meta = run_meta(model, probe, streams, hparams, reduction, fed_inputs=fed,
+                    classification_last=is_decoder_only(model), versions=versions,
+                    trainer_args=redact(trainer_args) if trainer_args else None)
+    arrays = probe_arrays(probe, fed_inputs=fed, encoder_decoder=getattr(model.config, "is_encoder_decoder", False))
+    return meta, arrays
 
 
 def _status_for(exc_type) -> str:

@@ -36,17 +36,28 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-FORMAT_NAME = "attnflows-run"
-# 2: probe.h5 holds the inputs fed beyond input_ids and attention_mask (model_inputs/, e.g. segment ids).
-FORMAT_VERSION = 2
-OLDEST_FORMAT_VERSION = 1  # still read; its probe pass fed only input_ids and attention_mask
-DATA_DIRNAME = "attnflows"
-SNAPSHOT_DIRNAME = "snapshots"
-SNAPSHOT_NAME = re.compile(r"^step-(\d{12})\.h5$")
-STATUSES = ("running", "finished", "failed", "interrupted")
-SNAPSHOT_KINDS = ("step", "checkpoint", "epoch_end", "final")
-LOCK_NAME = "writer.lock"
-TEMP_NAME = re.compile(r"^\..+\.tmp$")
+from .schema import (  # noqa: F401  (re-exported: the names every writer and reader of a run share)
+    DATA_DIRNAME,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    LOCK_NAME,
+    OLDEST_FORMAT_VERSION,
+    PROBE_H5,
+    RUN_JSON,
+    SHAPE_ATTR,
+    SHARD_EXTRA,
+    SHARD_LOGITS,
+    SNAPSHOT_DIRNAME,
+    SNAPSHOT_KINDS,
+    SNAPSHOT_NAME,
+    STATUS_JSON,
+    STATUSES,
+    TEMP_NAME,
+    attention_path,
+    snapshot_filename,
+    summary_path,
+)
+
 MAX_JSON_BYTES = 16 * 2**20  # run.json and status.json: anything larger is not ours
 
 
@@ -209,11 +220,7 @@ def get_encoding(name: str) -> Encoding:
 def data_dir(run_dir: str | os.PathLike) -> Path:
     """The attnflows folder of a TensorBoard run directory (accepts the folder itself too)."""
     path = Path(run_dir)
-    return path if path.name == DATA_DIRNAME and (path / "run.json").is_file() else path / DATA_DIRNAME
-
-
-def snapshot_filename(step: int) -> str:
-    return f"step-{step:012d}.h5"
+    return path if path.name == DATA_DIRNAME and (path / RUN_JSON).is_file() else path / DATA_DIRNAME
 
 
 def open_regular(path: str | os.PathLike) -> int:
@@ -649,10 +656,10 @@ class RunWriter:
             if existing is None or overwrite:
                 meta.setdefault("created", time.time())
                 self._write_probe(probe_arrays)
-                publish_json(self.data_dir / "run.json", meta)
+                publish_json(self.data_dir / RUN_JSON, meta)
             else:
                 meta = {**existing, **{k: v for k, v in meta.items() if k not in ("created", "encoding")}}
-                publish_json(self.data_dir / "run.json", meta)
+                publish_json(self.data_dir / RUN_JSON, meta)
                 self.encoding = get_encoding(existing.get("encoding", DEFAULT_ENCODING))
             self.meta = meta
             if marker_events_file:
@@ -668,7 +675,7 @@ class RunWriter:
 
     # --------------------------------------------------------------- set-up
     def _existing_meta(self) -> dict | None:
-        path = self.data_dir / "run.json"
+        path = self.data_dir / RUN_JSON
         if not os.path.lexists(path):
             return None
         try:
@@ -733,7 +740,7 @@ class RunWriter:
             )
 
     def _write_probe(self, arrays: dict) -> None:
-        with _published_image(self.data_dir / "probe.h5") as image:
+        with _published_image(self.data_dir / PROBE_H5) as image:
             with h5py.File(image, "w") as f:
                 for name, value in arrays.items():
                     if value is None:
@@ -794,18 +801,18 @@ class RunWriter:
                 if epoch is not None:
                     f.attrs["epoch"] = int(epoch)
                 for stream, per_example in attention.items():
-                    group = f.create_group(f"attention/{stream}")
+                    group = f.create_group(attention_path(stream))
                     for i, weights in enumerate(per_example):
                         stored = self.encoding.encode(weights)
                         ds = group.create_dataset(str(i), data=stored, **self.encoding.dataset_options(stored.shape))
-                        ds.attrs["shape"] = np.asarray(weights.shape, dtype=np.int64)
+                        ds.attrs[SHAPE_ATTR] = np.asarray(weights.shape, dtype=np.int64)
                 if logits is not None:
-                    f.create_dataset("logits", data=np.asarray(logits, dtype=np.float32))
+                    f.create_dataset(SHARD_LOGITS, data=np.asarray(logits, dtype=np.float32))
                 for stream, metrics in (summaries or {}).items():
                     for name, value in metrics.items():
-                        f.create_dataset(f"summary/{stream}/{name}", data=np.asarray(value, dtype=np.float32))
+                        f.create_dataset(summary_path(stream, name), data=np.asarray(value, dtype=np.float32))
                 for name, value in (extra or {}).items():
-                    f.create_dataset(f"extra/{name}", data=np.asarray(value))
+                    f.create_dataset(f"{SHARD_EXTRA}/{name}", data=np.asarray(value))
         return path
 
     def set_status(self, status: str, **details) -> None:
@@ -813,7 +820,7 @@ class RunWriter:
         temporary copy) the small file is overwritten in place, in the blocks it already has."""
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
-        path = self.data_dir / "status.json"
+        path = self.data_dir / STATUS_JSON
         payload = json.dumps({"status": status, "updated": time.time(), **details}, indent=1, sort_keys=True,
                              default=_json_default).encode("utf-8")
         try:

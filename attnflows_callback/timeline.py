@@ -24,6 +24,7 @@ from .options import RecorderOptions
 from .probe import ProbeSet
 from .recorder import AttentionRecorder
 from .schedule import SnapshotSchedule
+from .schema import DATA_DIRNAME, RUN_JSON
 
 EVENT_KINDS = {"start": "step", "step": "step", "checkpoint": "checkpoint", "epoch_end": "epoch_end", "final": "final"}
 SHARDED_WARNING = (
@@ -279,7 +280,7 @@ def fresh_run_dir(run_dir: str) -> str:
         >>> os.path.relpath(fresh_run_dir(root), root)
         'version_1'
     """
-    if not os.path.exists(os.path.join(run_dir, "attnflows", "run.json")):
+    if not os.path.exists(os.path.join(run_dir, DATA_DIRNAME, RUN_JSON)):
         return run_dir
     return next_version_dir(run_dir, first=1)
 

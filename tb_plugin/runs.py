@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from attnflows_callback.reader import Run, open_run
-from attnflows_callback.store import DATA_DIRNAME, SNAPSHOT_DIRNAME
+from attnflows_callback.schema import DATA_DIRNAME, RUN_JSON, SNAPSHOT_DIRNAME, STATUS_JSON
 
 from . import metadata
 from .errors import NotFound, describe, neutralise_bidi, safe_text
@@ -143,7 +143,7 @@ def run_directory(root: Path, name: str, on_outside: Callable[[str], None] | Non
     run_dir = root.joinpath(*parts)
     data_dir = run_dir / DATA_DIRNAME
     try:
-        if not (data_dir / "run.json").is_file() or (data_dir / "run.json").is_symlink():
+        if not (data_dir / RUN_JSON).is_file() or (data_dir / RUN_JSON).is_symlink():
             return None
         for path in (run_dir, data_dir, data_dir / SNAPSHOT_DIRNAME):
             if path.exists() and not _inside(root, path):
@@ -396,7 +396,7 @@ def files_signature(run_dir: Path) -> tuple:
     """What changes when a snapshot is published or removed, or the status or metadata is rewritten."""
     data_dir = run_dir / DATA_DIRNAME
     parts = []
-    for path in (data_dir / SNAPSHOT_DIRNAME, data_dir / "status.json", data_dir / "run.json"):
+    for path in (data_dir / SNAPSHOT_DIRNAME, data_dir / STATUS_JSON, data_dir / RUN_JSON):
         try:
             st = os.stat(path)
             parts.append((st.st_ino, st.st_size, st.st_mtime_ns))
