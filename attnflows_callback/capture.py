@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import checks
 from .probe import TokenizedProbe
 
 SINGLE_STREAM = "self"
@@ -197,8 +198,7 @@ class Reduction:
                 object.__setattr__(self, name, tuple(sorted(value)))
         if self.rows not in ROW_MODES:
             raise ValueError(f"rows must be one of {ROW_MODES}, got {self.rows!r}")
-        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1):
-            raise ValueError(f"top_k must be an integer >= 1 or None, got {self.top_k!r}")
+        checks.integer("top_k", self.top_k, none=True, allowed="an integer >= 1 or None")
 
     @property
     def is_identity(self) -> bool:
@@ -278,8 +278,7 @@ def capture_probe(
         >>> cap.attention["self"][0].shape, cap.logits.shape
         ((2, 2, 5, 5), (2, 2))
     """
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    checks.integer("batch_size", batch_size)
     model = find_pretrained_model(model)
     sites = attention_sites(model)
     streams = list(dict.fromkeys(site.stream for site in sites))

@@ -29,19 +29,25 @@ def flag(name: str, value) -> bool:
     return value
 
 
-def integer(name: str, value, *, minimum: int = 1, none: bool = False, hint: str = "") -> int | None:
-    """``value`` when it is an int (not a bool) ``>= minimum`` (or None when ``none``).
+def integer(name: str, value, *, minimum: int = 1, maximum: int | None = None, none: bool = False,
+            allowed: str | None = None) -> int | None:
+    """``value`` when it is an int (not a bool) in ``[minimum, maximum]`` (or None when ``none``).
+
+    Args:
+        allowed: what the message says is allowed (default: built from the bounds).
 
     Raises:
         TypeError: not an integer (a bool is not one).
-        ValueError: an integer below ``minimum``.
+        ValueError: an integer out of bounds.
     """
     if none and value is None:
         return None
-    allowed = f"{'None or ' if none else ''}an integer >= {minimum}{hint}"
+    if allowed is None:
+        bounds = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        allowed = f"{'None or ' if none else ''}an integer {bounds}"
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be {allowed}, got {value!r}")
-    if value < minimum:
+    if value < minimum or (maximum is not None and value > maximum):
         raise ValueError(f"{name} must be {allowed}, got {value!r}")
     return value
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import checks
+
 MAX_LENGTH_CAP = 128  # run_glue.py's --max_seq_length and the Lightning GLUE tutorial's max_seq_length
 DEFAULT_MAX_LENGTH = None  # the tokenizer's model_max_length, at most MAX_LENGTH_CAP
 
@@ -165,8 +167,7 @@ class ProbeSet:
             >>> sorted(s.labels), s.texts == p.sample(4, seed=1).texts
             ([0, 0, 1, 1], True)
         """
-        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= len(self):
-            raise ValueError(f"n must be an integer in [1, {len(self)}], got {n!r}")
+        checks.integer("n", n, maximum=len(self))
         rng = random.Random(seed)
         if stratify and self.labels is not None:
             by_label: dict[int, list[int]] = {}
@@ -303,12 +304,8 @@ RECORD_SUFFIXES = (".csv", ".jsonl", ".json")
 
 def check_max_length(max_length) -> int | None:
     """None (follow the tokenizer) or an integer >= 2 (a special token on each side and one more)."""
-    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2):
-        raise ValueError(
-            f"max_length must be None (the tokenizer's model_max_length, at most {MAX_LENGTH_CAP}) "
-            f"or an integer >= 2, got {max_length!r}"
-        )
-    return max_length
+    allowed = f"None (the tokenizer's model_max_length, at most {MAX_LENGTH_CAP}) or an integer >= 2"
+    return checks.integer("max_length", max_length, minimum=2, none=True, allowed=allowed)
 
 
 def probe_max_length(tokenizer, max_length: int | None = None) -> int:

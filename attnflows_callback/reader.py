@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,13 +39,10 @@ from .schema import (
     attention_path,
     summary_path,
 )
+from .limits import MAX_ATTENTION_VALUES, MAX_CLASSES, MAX_READ_BYTES, MAX_STATUS_BYTES, OPEN_FILES
+from .lru import LRU
 from .store import RegularH5File, UnsafeFileError, data_dir, dead_writer, get_encoding, read_json
 
-OPEN_FILES = 16
-MAX_READ_BYTES = 256 * 2**20  # any dataset read whole (probe, logits, summaries): a larger one is refused
-MAX_ATTENTION_VALUES = 2**28  # one example's decoded attention (1 GiB of float32) at most
-MAX_CLASSES = 2**16
-MAX_STATUS_BYTES = 2**16
 STREAM_ORDER = {"self": 0, "encoder": 1, "decoder": 2, "cross": 3}
 
 
@@ -126,7 +122,7 @@ class Run:
                 f"this one reads up to {FORMAT_VERSION}); upgrade attnflows"
             )
         self._lock = threading.RLock()
-        self._files: OrderedDict[int, h5py.File] = OrderedDict()
+        self._files = LRU(OPEN_FILES, on_evict=lambda step, handle: handle.close())  # step -> open shard
         self._snapshots: dict[int, SnapshotInfo] = {}
         self._summaries: dict[int, dict] = {}
         self._logits: dict[int, np.ndarray | None] = {}
@@ -398,10 +394,7 @@ class Run:
                 if handle.identity != info.identity:  # what was indexed is what is read
                     handle.close()
                     raise UnsafeFileError(f"{info.file} was replaced since it was indexed; refresh the run")
-                self._files[step] = handle
-                while len(self._files) > OPEN_FILES:
-                    self._files.popitem(last=False)[1].close()
-            self._files.move_to_end(step)
+                self._files.put(step, handle)
             return handle
 
     # -------------------------------------------------------------- tensors
@@ -460,8 +453,7 @@ class Run:
 
     def close(self) -> None:
         with self._lock:
-            while self._files:
-                self._files.popitem()[1].close()
+            self._files.drain()
 
     def __enter__(self) -> Run:
         return self

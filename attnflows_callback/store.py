@@ -36,6 +36,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from . import checks
+from .limits import MAX_JSON_BYTES
 from .schema import (  # noqa: F401  (re-exported: the names every writer and reader of a run share)
     DATA_DIRNAME,
     FORMAT_NAME,
@@ -58,7 +60,6 @@ from .schema import (  # noqa: F401  (re-exported: the names every writer and re
     summary_path,
 )
 
-MAX_JSON_BYTES = 16 * 2**20  # run.json and status.json: anything larger is not ours
 
 
 class UnsafeFileError(OSError):
@@ -211,9 +212,7 @@ DEFAULT_ENCODING = "compact"
 
 
 def get_encoding(name: str) -> Encoding:
-    if name not in ENCODINGS:
-        raise ValueError(f"encoding must be one of {sorted(ENCODINGS)}, got {name!r}")
-    return ENCODINGS[name]
+    return ENCODINGS[checks.one_of("encoding", name, ENCODINGS)]
 
 
 # ---------------------------------------------------------------- file helpers

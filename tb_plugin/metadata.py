@@ -12,10 +12,17 @@ MAX_STEP = 10**15  # snapshot files name steps with 12 digits; anything larger c
 MAX_HEAD_PAIRS = 4096  # `heads` entries
 MAX_MOST_CHANGED = 64  # `k` of /compare
 
-# Caches: memory stays bounded whatever the number of runs and snapshots.
-OPEN_RUNS = 8  # open reader `Run`s kept (each holds up to 16 open shards)
-OPEN_RUNS_BYTES = 512 * 2**20  # and at most this much of their in-memory index (summaries, logits)
-ATTENTION_CACHE_BYTES = 96 * 2**20  # decoded attention tensors kept for repeated requests
-DERIVED_PER_RUN = 32  # computed responses (summary, probe, head grids) kept per open run
+# Caches: memory stays bounded whatever the number of runs and snapshots (limits: one module).
+from attnflows_callback.limits import (  # noqa: E402,F401
+    ATTENTION_CACHE_BYTES,
+    DERIVED_PER_RUN,
+    LISTINGS_KEPT,
+    OPEN_RUNS,
+    OPEN_RUNS_BYTES,
+    READ_PROBLEM_RUNS,
+    REFUSED_NAMES,
+    RUN_TABLES,
+)
+
 RUN_TABLE_TTL_S = 2.0  # how long TensorBoard's run list is reused before asking again
 SETTLE_S = 2.0  # a directory changed this recently is re-checked on every request (coarse mtimes)

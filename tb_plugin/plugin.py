@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import threading
-from collections import OrderedDict
 from pathlib import Path
 
 from werkzeug import wrappers
@@ -24,7 +23,9 @@ from tensorboard.backend import http_util
 from tensorboard.context import RequestContext
 from tensorboard.plugins import base_plugin
 
-from attnflows_callback.store import DATA_DIRNAME, dead_writer
+from attnflows_callback.lru import LRU
+from attnflows_callback.schema import DATA_DIRNAME
+from attnflows_callback.store import dead_writer
 
 from . import api, metadata, params, registry
 from .errors import ApiError, MethodNotAllowed, NotFound, describe, neutralise_bidi
@@ -47,7 +48,6 @@ STATIC_TYPES = {
     ".json": "application/json",
 }
 _STATIC_MARKER = f"/{metadata.PLUGIN_NAME}/static/"
-_LISTINGS_KEPT = 4096
 
 
 def static_files(directory: Path = STATIC_DIR) -> dict[str, Path]:
@@ -136,7 +136,7 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
         self.runs = RunCache()
         self.attention = AttentionCache()
         self.static = static_files()
-        self._listings: OrderedDict[Path, tuple] = OrderedDict()
+        self._listings: LRU = LRU(metadata.LISTINGS_KEPT)  # run_dir -> (signature, checked_at, listing)
         self._listings_lock = threading.Lock()
 
     # ----------------------------------------------------------- TBPlugin API
@@ -187,10 +187,7 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
         entry = self.runs.get(run_dir)
         listing = entry.cached(("listing", name), lambda: api.run_listing_impl(name, entry))
         with self._listings_lock:
-            self._listings[run_dir] = ((entry.signature, self.runs.read_problems_noted), entry.checked_at, listing)
-            self._listings.move_to_end(run_dir)
-            while len(self._listings) > _LISTINGS_KEPT:
-                self._listings.popitem(last=False)
+            self._listings.put(run_dir, ((entry.signature, self.runs.read_problems_noted), entry.checked_at, listing))
         return _writer_checked(listing, run_dir)
 
     @staticmethod

@@ -21,13 +21,13 @@ import os
 import threading
 import time
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from attnflows_callback.lru import LRU
 from attnflows_callback.reader import Run, open_run
 from attnflows_callback.schema import DATA_DIRNAME, RUN_JSON, SNAPSHOT_DIRNAME, STATUS_JSON
 
@@ -62,8 +62,8 @@ class RunCatalog:
         self.ttl = ttl
         self._list_names = list_names
         self._lock = threading.Lock()
-        self._tables: OrderedDict[str, RunTable] = OrderedDict()
-        self._refused: OrderedDict[str, None] = OrderedDict()  # names already logged as refused
+        self._tables: LRU = LRU(metadata.RUN_TABLES)  # experiment id -> RunTable
+        self._refused: LRU = LRU(metadata.REFUSED_NAMES)  # names already logged as refused
         self.has_runs = False  # whether the last table built held a run (read by ActiveRuns)
 
     @property
@@ -74,9 +74,7 @@ class RunCatalog:
         with self._lock:
             if name in self._refused:
                 return
-            self._refused[name] = None
-            while len(self._refused) > 4096:
-                self._refused.popitem(last=False)
+            self._refused.put(name, None)
         logger.warning("attnflows: run %r points outside the logdir; it is not served", neutralise_bidi(name))
 
     def table(self, ctx, experiment_id: str, *, max_age: float | None = None) -> RunTable:
@@ -85,7 +83,6 @@ class RunCatalog:
         with self._lock:
             table = self._tables.get(experiment_id)
             if table is not None and time.monotonic() - table.listed_at <= max_age:
-                self._tables.move_to_end(experiment_id)
                 return table
         dirs = {}
         if self._root is not None:
@@ -97,10 +94,7 @@ class RunCatalog:
         table = RunTable(dirs, time.monotonic())
         self.has_runs = bool(dirs)
         with self._lock:
-            self._tables[experiment_id] = table
-            self._tables.move_to_end(experiment_id)
-            while len(self._tables) > 16:
-                self._tables.popitem(last=False)
+            self._tables.put(experiment_id, table)
         return table
 
     def lookup(self, name: str, ctx, experiment_id: str) -> Path:
@@ -230,7 +224,7 @@ class OpenRun:
     checked_at: float
     version: int = 0
     weight: int = 0
-    derived: OrderedDict = field(default_factory=OrderedDict)
+    derived: LRU = field(default_factory=lambda: LRU(metadata.DERIVED_PER_RUN))
     read_problems: dict = field(default_factory=dict)  # shard file -> (identity, reason), shared per run_dir
     lock: threading.RLock = field(default_factory=threading.RLock)
     on_problem: Callable[[], None] | None = None
@@ -241,15 +235,11 @@ class OpenRun:
             version = self.version
             hit = self.derived.get(key)
             if hit is not None and hit[0] == version:
-                self.derived.move_to_end(key)
                 return hit[1]
         value = compute()
         with self.lock:
             if self.version == version:
-                self.derived[key] = (version, value)
-                self.derived.move_to_end(key)
-                while len(self.derived) > metadata.DERIVED_PER_RUN:
-                    self.derived.popitem(last=False)
+                self.derived.put(key, (version, value))
         return value
 
     def note_read_problem(self, step: int, err: Exception) -> str:
@@ -281,13 +271,12 @@ class RunCache:
     """
 
     def __init__(self, max_runs: int = metadata.OPEN_RUNS, max_bytes: int = metadata.OPEN_RUNS_BYTES):
-        self.max_runs = max_runs
-        self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._open: OrderedDict[Path, OpenRun] = OrderedDict()
+        self._open: LRU = LRU(max_runs, max_weight=max_bytes, weight=lambda entry: entry.weight,
+                              on_evict=self._closed, keep_last=1)  # run_dir -> OpenRun
         self._opening: dict[Path, threading.Lock] = {}
         # Shards that failed when read outlive the open run (bounded): /runs keeps showing them.
-        self._read_problems: OrderedDict[Path, dict] = OrderedDict()
+        self._read_problems: LRU = LRU(metadata.READ_PROBLEM_RUNS)  # run_dir -> {shard file: problem}
         self.read_problems_noted = 0
 
     def __len__(self) -> int:
@@ -306,8 +295,6 @@ class RunCache:
         """The open run in ``run_dir``, refreshed if new snapshots (or a new status) landed."""
         with self._lock:
             entry = self._open.get(run_dir)
-            if entry is not None:
-                self._open.move_to_end(run_dir)
             gate = self._opening.setdefault(run_dir, threading.Lock())
         if entry is None:
             with gate:  # one thread opens a run; the others wait and share it
@@ -325,14 +312,12 @@ class RunCache:
         entry = OpenRun(run_dir, run, signature, time.time(), on_problem=self._problem_noted)
         entry.weight = index_bytes(run)
         with self._lock:
-            entry.read_problems = self._read_problems.setdefault(run_dir, {})
-            self._read_problems.move_to_end(run_dir)
-            while len(self._read_problems) > 4096:
-                self._read_problems.popitem(last=False)
+            problems = self._read_problems.get(run_dir)
+            entry.read_problems = {} if problems is None else problems
+            self._read_problems.put(run_dir, entry.read_problems)
         _drop_stale_problems(entry)
         with self._lock:
-            self._open[run_dir] = entry
-            self._evict()
+            self._open.put(run_dir, entry)
         return entry
 
     def _refresh_if_changed(self, entry: OpenRun) -> None:
@@ -352,20 +337,24 @@ class RunCache:
             entry.checked_at = time.time()
             entry.weight = index_bytes(entry.run)
         with self._lock:
-            self._evict()
+            self._open.trim()  # its index grew
 
-    def _evict(self) -> None:
-        total = sum(e.weight for e in self._open.values())
-        while len(self._open) > 1 and (len(self._open) > self.max_runs or total > self.max_bytes):
-            run_dir, old = self._open.popitem(last=False)
-            total -= old.weight
-            self._opening.pop(run_dir, None)
-            old.run.close()
+    @property
+    def max_runs(self) -> int:
+        return self._open.max_items
+
+    @property
+    def max_bytes(self) -> int:
+        return self._open.max_weight
+
+    def _closed(self, run_dir: Path, old: OpenRun) -> None:
+        """An open run dropped from the cache (the cache's lock is held)."""
+        self._opening.pop(run_dir, None)
+        old.run.close()
 
     def clear(self) -> None:
         with self._lock:
-            while self._open:
-                self._open.popitem()[1].run.close()
+            self._open.drain()
             self._opening.clear()
 
 
@@ -432,8 +421,7 @@ class AttentionCache:
     def __init__(self, max_bytes: int = metadata.ATTENTION_CACHE_BYTES):
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._items: OrderedDict[tuple, np.ndarray] = OrderedDict()
-        self._bytes = 0
+        self._items: LRU = LRU(max_weight=max_bytes, weight=lambda value: value.nbytes)  # key -> array
         self._decoding: dict[tuple, _Decoding] = {}
 
     def get(self, entry: OpenRun, example: int, step: int, stream: str) -> np.ndarray:
@@ -444,7 +432,6 @@ class AttentionCache:
             with self._lock:
                 value = self._items.get(key)
                 if value is not None:
-                    self._items.move_to_end(key)
                     return value
                 decoding = self._decoding.get(key)
                 if decoding is None:
@@ -460,10 +447,7 @@ class AttentionCache:
             decoding.value = value
             if value.nbytes <= self.max_bytes:
                 with self._lock:
-                    self._items[key] = value
-                    self._bytes += value.nbytes
-                    while self._bytes > self.max_bytes:
-                        self._bytes -= self._items.popitem(last=False)[1].nbytes
+                    self._items.put(key, value)
             return value
         finally:
             with self._lock:
@@ -473,4 +457,9 @@ class AttentionCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
-            self._bytes = 0
+            self._items.total = 0
+
+    @property
+    def _bytes(self) -> int:
+        """Bytes of the decoded tensors kept."""
+        return self._items.total
