@@ -36,7 +36,7 @@ DEMO_TASKS = {
     "sentiment": [],  # the sweep's own three learning rates: single sentences
     # One sentence-pair run. Pairs need more steps than single sentences: at 1e-4, 80 steps of 16
     # left dev accuracy at 0.58 (docs/examples.md).
-    "entailment": ["--task", "entailment", "--lrs", "1e-4", "--max-steps", "200", "--snapshot-every", "20"],
+    "entailment": ["--task", "entailment", "--lrs", "1e-4", "--max-steps", "200", "--snapshot-every", "20", "--save-model"],
 }
 BAR_WIDTH = 20
 MAX_ROWS = 24  # timeline rows before the summary shows a spread of steps

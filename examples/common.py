@@ -37,6 +37,7 @@ from attnflows_callback.probe import RECORD_SUFFIXES, read_records
 
 EXAMPLES_DIR = Path(__file__).resolve().parent
 DATA_DIR = EXAMPLES_DIR / "data"
+SAVED_MODEL_DIRNAME = "final-model"  # --save-model writes here, inside the run folder; TensorBoard ignores it
 DEFAULT_LOGDIR = "demo_runs"
 FALLBACK_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # the same model, from the Hub (needs network)
 # Bundled task -> (file name prefix in examples/data/, field of the second segment or None).
@@ -116,6 +117,9 @@ def parser(description: str, *, single_run: bool = True, **defaults) -> argparse
                             help="run folder name (default: the settings and a timestamp)")
     record.add_argument("--snapshot-every", type=int, default=values["snapshot_every"],
                         help="record the probe's attention every N optimizer steps (and at step 0 and the end)")
+    record.add_argument("--save-model", action="store_true",
+                        help=f"save the fine-tuned model and tokenizer into RUN_DIR/{SAVED_MODEL_DIRNAME}, so "
+                             "`attnflows verify` can check the last snapshot against it")
     record.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -462,6 +466,19 @@ def progress(total: int, desc: str, disable: bool = False):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit="step", disable=disable, dynamic_ncols=True)
+
+
+def save_model(args: argparse.Namespace, model, tokenizer, run_dir: Path, step: int) -> None:
+    """With ``--save-model``: the final weights and tokenizer in ``run_dir/final-model``, and how to verify them.
+
+    The folder is what ``save_pretrained`` writes; it does not say its step, so the command names it.
+    """
+    if not args.save_model:
+        return
+    target = Path(run_dir) / SAVED_MODEL_DIRNAME
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    print(f"verify:   attnflows verify {run_dir} --checkpoint {target} --step {step}")
 
 
 def report(run_dir: Path, accuracy: float | None, logdir: str) -> None:

@@ -73,6 +73,7 @@ def main(argv=None) -> int:
             callbacks=[callback],
         )
         trainer.train()
+    common.save_model(args, model, tokenizer, Path(callback.run_dir or run_dir), trainer.state.global_step)
     common.report(Path(callback.run_dir or run_dir), common.dev_accuracy(model, tokenizer, data.dev), args.logdir)
     return 0
 

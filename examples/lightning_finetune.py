@@ -86,6 +86,7 @@ def main(argv=None) -> int:
         num_sanity_val_steps=0,
     )
     trainer.fit(build_module(model, tokenizer, args.lr, steps), loader)
+    common.save_model(args, model, tokenizer, Path(callback.run_dir or run_dir), trainer.global_step)
     common.report(Path(callback.run_dir or run_dir), common.dev_accuracy(model, tokenizer, data.dev), args.logdir)
     return 0
 

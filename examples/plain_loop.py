@@ -76,6 +76,7 @@ def fine_tune(args, *, run_dir: Path | None = None, example: str = EXAMPLE, data
                 if step == steps:
                     break
     loss_log.close()
+    common.save_model(args, model, tokenizer, run_dir, step)
     accuracy = common.dev_accuracy(model, tokenizer, data.dev)
     return Result(run_dir=run_dir, dev_accuracy=accuracy, final_loss=loss_value)
 

@@ -181,6 +181,15 @@ def test_demo_trains_a_single_sentence_and_a_pair_run_then_new_runs_go_beside_th
     assert len(pair.text_pairs) == 60 and pair.label_names == ["entailment", "contradiction"]
     assert pair.meta["hparams"]["dataset"] == "bundled:entailment"
 
+    # The pair run keeps its final model: its last snapshot verifies against it, and a wrong step does not.
+    saved = pair.run_dir / "final-model"
+    assert f"attnflows verify {pair.run_dir} --checkpoint {saved} --step 2" in done.stdout
+    ok = run_script(ATTNFLOWS, "verify", pair.run_dir, "--checkpoint", saved, "--step", "2", timeout=120)
+    assert "Step       2 (matched)" in ok.stdout and "PASS" in ok.stdout
+    wrong = subprocess.run([str(ATTNFLOWS), "verify", str(pair.run_dir), "--checkpoint", str(saved), "--step", "0"],
+                           capture_output=True, text=True, timeout=120)
+    assert wrong.returncode == 1 and "FAIL" in wrong.stdout, wrong.stdout + wrong.stderr
+
     run_script(ATTNFLOWS, "demo", "--no-serve", "--logdir", logdir, "--tasks", "sentiment", *sweep, timeout=240)
     assert len(list(logdir.glob("sweep-2*"))) == 2 and len(list(logdir.glob("sweep-entailment-*"))) == 1
     for group in logdir.glob("sweep-*"):
