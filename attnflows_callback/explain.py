@@ -226,7 +226,8 @@ def add_parser(commands, formatter_class) -> argparse.ArgumentParser:
 
 
 def explain_command(args) -> int:
-    from .cli import CLIError, _stream, open_checked
+    from .cli.common import CLIError, open_checked
+    from .cli.common import checked_stream as _stream
 
     if not 0.0 <= args.tau <= 1.0:
         raise CLIError(f"--tau must lie in [0, 1], got {args.tau}")

@@ -25,7 +25,6 @@ import io
 import json
 import lzma
 import os
-import re
 import shutil
 import socket
 import stat
