@@ -1,4 +1,7 @@
-"""The run directory on disk: schema, attention encodings, and the crash-safe writer.
+"""The run directory on disk: the crash-safe writer and its lock.
+
+The names on disk are :mod:`.schema`'s, the attention encodings :mod:`.encodings`' and the
+file safety (regular files only, atomic publish) :mod:`.fileio`'s; this module re-exports them.
 
 Layout (``docs/format.md`` is the full schema)::
 
@@ -21,9 +24,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import io
 import json
-import lzma
 import os
 import shutil
 import socket
@@ -35,8 +36,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from . import checks
-from .limits import MAX_JSON_BYTES
 from .schema import (  # noqa: F401  (re-exported: the names every writer and reader of a run share)
     DATA_DIRNAME,
     FORMAT_NAME,
@@ -58,160 +57,32 @@ from .schema import (  # noqa: F401  (re-exported: the names every writer and re
     snapshot_filename,
     summary_path,
 )
-
-
-
-class UnsafeFileError(OSError):
-    """A file or HDF5 object that attnflows refuses to read: a link out of the run, a FIFO or device, a bomb."""
-
-
-# ------------------------------------------------------------------ encodings
-class Encoding:
-    """How attention weights in [0, 1] are stored in a shard: dtype, codec and decode rule."""
-
-    name: str
-    max_abs_error: float
-
-    def encode(self, weights: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def decode(self, stored: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-        raise NotImplementedError
-
-    def dataset_options(self, shape: tuple[int, ...]) -> dict:
-        raise NotImplementedError
-
-    def max_stored_size(self, shape: tuple[int, ...]) -> int:
-        """Elements the stored dataset of a ``shape`` tensor may hold; checked before it is read."""
-        raise NotImplementedError
-
-
-def _codes(weights: np.ndarray) -> np.ndarray:
-    """``round(w * 255)`` as uint8: max abs error 1/510 (< 2e-3) on [0, 1]."""
-    return np.rint(np.clip(weights, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
-def _from_codes(codes: np.ndarray) -> np.ndarray:
-    return codes.astype(np.float32) * np.float32(1.0 / 255.0)
-
-
-class CompactUint8(Encoding):
-    """uint8 codes, transposed key-major, in one raw LZMA2 stream (the default).
-
-    Max abs error 1/510 (< 2e-3). Quantisation is already near-optimal for a max-error
-    bound, so the gain is in the coder: LZMA2's context-modelled range coder packs the
-    codes about 15% smaller than deflate (docs/benchmarks.md), and key-major order lines
-    up the columns of "vertical" heads. Stored as a 1-D uint8 dataset with a ``shape``
-    attribute; decode with ``lzma.decompress(data, format=lzma.FORMAT_RAW,
-    filters=COMPACT_FILTERS)``, reshape to ``[L, H, Tk, Tq]`` and swap the last two axes.
-    """
-
-    name = "compact"
-    max_abs_error = 0.5 / 255
-
-    def encode(self, weights: np.ndarray) -> np.ndarray:
-        keymajor = np.ascontiguousarray(_codes(weights).swapaxes(-1, -2))
-        packed = lzma.compress(keymajor.tobytes(), format=lzma.FORMAT_RAW, filters=COMPACT_ENCODE_FILTERS)
-        return np.frombuffer(packed, dtype=np.uint8)
-
-    def decode(self, stored: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-        expected = int(np.prod(shape, dtype=np.int64))
-        raw = decompress_exactly(stored.tobytes(), expected)
-        keymajor_shape = (*shape[:-2], shape[-1], shape[-2])
-        codes = np.frombuffer(raw, dtype=np.uint8).reshape(keymajor_shape).swapaxes(-1, -2)
-        return _from_codes(codes)
-
-    def max_stored_size(self, shape: tuple[int, ...]) -> int:
-        """The largest stream that can hold ``shape``'s codes (LZMA2 stores incompressible data plus 3 bytes per 64 KiB)."""
-        expected = int(np.prod(shape, dtype=np.int64))
-        return expected + 3 * (expected // 65536 + 1) + 64
-
-    def dataset_options(self, shape):
-        return {}
-
-
-COMPACT_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 6, "lc": 4, "lp": 0, "pb": 0}]
-
-
-def decompress_exactly(data: bytes, expected: int) -> bytes:
-    """Decode one raw LZMA2 stream that must inflate to exactly ``expected`` bytes.
-
-    The output is capped at ``expected + 1`` bytes, so a bomb costs at most that much memory
-    and time; a stream that inflates to more or less, or trails other data (``lzma.decompress``
-    would decode each trailing stream, slowly), is refused with a ValueError.
-
-    Example:
-        >>> packed = lzma.compress(bytes(100), format=lzma.FORMAT_RAW, filters=COMPACT_ENCODE_FILTERS)
-        >>> len(decompress_exactly(packed, 100))
-        100
-        >>> decompress_exactly(packed, 99)
-        Traceback (most recent call last):
-        ...
-        ValueError: the attention stream inflates to more than the 99 bytes its shape declares
-    """
-    decoder = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=COMPACT_FILTERS)
-    try:
-        raw = decoder.decompress(data, max_length=expected + 1)
-    except lzma.LZMAError as err:
-        raise ValueError(f"the attention stream is not valid LZMA2 ({err})") from None
-    if len(raw) > expected:
-        raise ValueError(f"the attention stream inflates to more than the {expected} bytes its shape declares")
-    if len(raw) < expected:
-        raise ValueError(f"the attention stream inflates to {len(raw)} bytes, its shape declares {expected}")
-    if decoder.unused_data or (not decoder.eof and decoder.decompress(b"", max_length=1)):
-        raise ValueError("the attention stream is followed by other data")
-    return raw
-
-# Preset 4 encodes these codes in half the time of preset 6 at the same size on the bundled probe
-# (+2% on 49-token examples); its 4 MiB dictionary is within the 8 MiB that COMPACT_FILTERS
-# decodes with, so every stream, old or new, decodes with COMPACT_FILTERS.
-COMPACT_ENCODE_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 4, "lc": 4, "lp": 0, "pb": 0}]
-
-
-class Uint8(Encoding):
-    """uint8 codes with HDF5's own deflate filter: any HDF5 tool can read them (max error 1/510)."""
-
-    name = "uint8"
-    max_abs_error = 0.5 / 255
-
-    def encode(self, weights: np.ndarray) -> np.ndarray:
-        return _codes(weights)
-
-    def decode(self, stored: np.ndarray, shape) -> np.ndarray:
-        return _from_codes(stored)
-
-    def dataset_options(self, shape):
-        return {"compression": "gzip", "compression_opts": 9, "chunks": shape}
-
-    def max_stored_size(self, shape: tuple[int, ...]) -> int:
-        return int(np.prod(shape, dtype=np.int64))
-
-
-class Float16(Encoding):
-    """float16 with byte shuffle and deflate: exact to half precision (error <= 2**-12 on [0, 1])."""
-
-    name = "float16"
-    max_abs_error = 2.0**-12
-
-    def encode(self, weights: np.ndarray) -> np.ndarray:
-        return weights.astype(np.float16)
-
-    def decode(self, stored: np.ndarray, shape) -> np.ndarray:
-        return stored.astype(np.float32)
-
-    def dataset_options(self, shape):
-        return {"compression": "gzip", "compression_opts": 6, "shuffle": True, "chunks": shape}
-
-    def max_stored_size(self, shape: tuple[int, ...]) -> int:
-        return int(np.prod(shape, dtype=np.int64))
-
-
-ENCODINGS: dict[str, Encoding] = {e.name: e for e in (CompactUint8(), Uint8(), Float16())}
-DEFAULT_ENCODING = "compact"
-
-
-def get_encoding(name: str) -> Encoding:
-    return ENCODINGS[checks.one_of("encoding", name, ENCODINGS)]
+from .encodings import (  # noqa: F401  (re-exported)
+    COMPACT_ENCODE_FILTERS,
+    COMPACT_FILTERS,
+    DEFAULT_ENCODING,
+    ENCODINGS,
+    CompactUint8,
+    Encoding,
+    Float16,
+    Uint8,
+    decompress_exactly,
+    get_encoding,
+)
+from .fileio import (  # noqa: F401  (re-exported)
+    RegularH5File,
+    UnsafeFileError,
+    _file_kind,
+    _fsync_dir,
+    _json_default,
+    _overwrite_in_place,
+    _published_image,
+    open_regular,
+    publish_bytes,
+    publish_json,
+    read_json,
+    read_regular,
+)
 
 
 # ---------------------------------------------------------------- file helpers
@@ -219,203 +90,6 @@ def data_dir(run_dir: str | os.PathLike) -> Path:
     """The attnflows folder of a TensorBoard run directory (accepts the folder itself too)."""
     path = Path(run_dir)
     return path if path.name == DATA_DIRNAME and (path / RUN_JSON).is_file() else path / DATA_DIRNAME
-
-
-def open_regular(path: str | os.PathLike) -> int:
-    """A read-only descriptor of ``path`` if it is a regular file here and now, else UnsafeFileError.
-
-    ``lstat`` refuses symbolic links, FIFOs, sockets and devices by name; the open itself
-    does not follow a link and cannot block (``O_NOFOLLOW | O_NONBLOCK``), and ``fstat`` of
-    the open descriptor must show the same regular file, so nothing swapped in between the
-    two is ever read. Checked at every open, never only when the run was listed.
-
-    Example:
-        >>> import tempfile
-        >>> with tempfile.NamedTemporaryFile() as f:
-        ...     os.close(open_regular(f.name))
-        >>> fifo = Path(tempfile.mkdtemp()) / "probe.h5"
-        >>> os.mkfifo(fifo)
-        >>> open_regular(fifo)
-        Traceback (most recent call last):
-        ...
-        attnflows_callback.store.UnsafeFileError: probe.h5 is a FIFO; attnflows reads only regular files inside the run
-    """
-    path = Path(path)
-    before = os.lstat(path)
-    if not stat.S_ISREG(before.st_mode):
-        raise UnsafeFileError(f"{path.name} is {_file_kind(before.st_mode)}; attnflows reads only regular files inside the run")
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
-    try:
-        now = os.fstat(fd)
-        if not stat.S_ISREG(now.st_mode) or (now.st_dev, now.st_ino) != (before.st_dev, before.st_ino):
-            raise UnsafeFileError(f"{path.name} was replaced while it was opened; attnflows reads only regular files")
-        os.set_blocking(fd, True)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def _file_kind(mode: int) -> str:
-    for test, kind in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISDIR, "a directory")):
-        if test(mode):
-            return kind
-    return "not a regular file"
-
-
-def read_regular(path: str | os.PathLike, limit: int = MAX_JSON_BYTES) -> bytes:
-    """The bytes of the regular file ``path`` (see :func:`open_regular`), refusing one larger than ``limit``."""
-    with os.fdopen(open_regular(path), "rb") as f:
-        chunks, size = [], 0
-        while size <= limit:  # in pieces: read(limit) would allocate the limit up front
-            chunk = f.read(min(2**16, limit + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    if size > limit:
-        raise UnsafeFileError(f"{Path(path).name} is larger than {limit} bytes; attnflows wrote no such file")
-    return b"".join(chunks)
-
-
-def read_json(path: str | os.PathLike, limit: int = MAX_JSON_BYTES):
-    """JSON from the regular file ``path`` (ValueError if it is not JSON)."""
-    return json.loads(read_regular(path, limit).decode("utf-8"))
-
-
-class RegularH5File(h5py.File):
-    """``h5py.File(path, "r")`` of a checked regular file: HDF5 reads through the descriptor that was checked.
-
-    h5py holds one process-wide lock while it opens a file, so a FIFO handed to it would stall
-    every other read in the process; HDF5 is only ever given the descriptor
-    :func:`open_regular` checked, never a path that might have been swapped since.
-    """
-
-    def __init__(self, path: str | os.PathLike):
-        fileobj = os.fdopen(open_regular(path), "rb")
-        try:
-            super().__init__(fileobj, "r")
-        except BaseException:
-            fileobj.close()
-            raise
-        self._attnflows_fileobj = fileobj
-        opened = os.fstat(fileobj.fileno())
-        self.identity = (opened.st_ino, opened.st_size, opened.st_mtime_ns)  # as the reader's index records it
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            fileobj = self.__dict__.get("_attnflows_fileobj")
-            if fileobj is not None:
-                fileobj.close()
-
-
-def publish_bytes(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` atomically (temporary dot-file, fsync, ``os.replace``)."""
-    with _atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(payload)
-
-
-def publish_json(path: Path, value: Mapping) -> None:
-    publish_bytes(path, json.dumps(value, indent=1, sort_keys=True, default=_json_default).encode("utf-8"))
-
-
-class _published_image:
-    """Context manager yielding an in-memory file that is published atomically onto ``path`` on success.
-
-    HDF5 builds the file in memory and Python writes it: a full disk or a lost folder is a
-    plain OSError from :func:`publish_bytes`, never an HDF5 file left half-closed (which
-    crashes the interpreter at exit).
-    """
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-
-    def __enter__(self) -> io.BytesIO:
-        self.image = io.BytesIO()
-        return self.image
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            publish_bytes(self.path, self.image.getvalue())
-
-
-class _atomic_path:
-    """Context manager yielding a temporary path that is fsynced and renamed onto ``path`` on success.
-
-    The temporary file is created ``O_EXCL`` with mode ``0666`` less the umask, like any file
-    the user writes (0644 under umask 022; ``mkstemp`` would make it 0600, and ``os.replace``
-    keeps that), so the published file is as readable as TensorBoard's own event files.
-    """
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-
-    def __enter__(self) -> Path:
-        for _ in range(100):
-            name = self.path.parent / f".{self.path.name}.{os.urandom(6).hex()}.tmp"
-            try:
-                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
-            except FileExistsError:
-                continue
-            os.close(fd)
-            self.tmp = name
-            return self.tmp
-        raise FileExistsError(errno.EEXIST, f"no free temporary name beside {self.path.name}")
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            self.tmp.unlink(missing_ok=True)
-            return
-        try:
-            fd = os.open(self.tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(self.tmp, self.path)
-        except BaseException:
-            self.tmp.unlink(missing_ok=True)
-            raise
-        _fsync_dir(self.path.parent)
-
-
-def _overwrite_in_place(path: Path, payload: bytes) -> None:
-    """Write ``payload`` over the regular file ``path`` from its first byte, then cut it to length."""
-    fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise UnsafeFileError(f"{path.name} is not a regular file")
-        os.pwrite(fd, payload, 0)
-        os.ftruncate(fd, len(payload))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 def write_marker_events_file(run_dir: Path) -> None:
