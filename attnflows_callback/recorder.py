@@ -7,20 +7,18 @@ and Hugging Face callbacks are thin adapters over this class.
 
 from __future__ import annotations
 
-import atexit
 import queue
 import sys
 import threading
 import time
 import warnings
-import weakref
 from pathlib import Path
 
 import numpy as np
 
 from .capture import ProbeCapture, ProbePass, Reduction, fed_input_names, is_decoder_only, is_sharded
 from .health import AttentionHealth, special_masks
-from . import checks
+from . import checks, exit_hooks
 from .hparams import redact
 from .options import RecorderOptions
 from .probe import DEFAULT_MAX_LENGTH, ProbeSet, TokenizedProbe
@@ -168,7 +166,7 @@ class AttentionRecorder:
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._thread = threading.Thread(target=self._write_loop, name="attnflows-writer", daemon=True)
         self._thread.start()
-        _track(self)
+        exit_hooks.track(self)
 
     # ------------------------------------------------------------------ API
     @property
@@ -240,7 +238,7 @@ class AttentionRecorder:
         if self._closed:
             return
         self._closed = True
-        _open_recorders.discard(self)
+        exit_hooks.untrack(self)
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
@@ -272,7 +270,7 @@ class AttentionRecorder:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.close(_status_for(exc_type), None if exc_type is None else f"{exc_type.__name__}: {exc}".rstrip(": "))
+        self.close(exit_hooks.status_for(exc_type), None if exc_type is None else f"{exc_type.__name__}: {exc}".rstrip(": "))
 
     # ------------------------------------------------------------- internals
     def _put(self, item) -> None:
@@ -358,7 +356,7 @@ class AttentionRecorder:
 
     def _close_at_exit(self) -> None:
         try:
-            self.close(_exit_status())
+            self.close(exit_hooks.exit_status())
         except Exception as err:  # noqa: BLE001 - never raise from interpreter exit
             print(f"attnflows: could not close the recorder at exit: {err}", file=sys.stderr)
 
@@ -405,43 +403,3 @@ def _schema_arrays(model, probe: TokenizedProbe, streams: dict, hparams: dict, r
                     trainer_args=redact(trainer_args) if trainer_args else None)
     arrays = probe_arrays(probe, fed_inputs=fed, encoder_decoder=getattr(model.config, "is_encoder_decoder", False))
     return meta, arrays
-
-
-def _status_for(exc_type) -> str:
-    if exc_type is None:
-        return "finished"
-    return "interrupted" if issubclass(exc_type, KeyboardInterrupt) else "failed"
-
-
-# Interpreter exit: drain every open recorder; the status says how the process ended.
-# The hooks are installed by the first recorder, never at import: the read side (open_run, the
-# TensorBoard plugin) imports this package and must leave sys.excepthook and atexit alone.
-_open_recorders: weakref.WeakSet = weakref.WeakSet()
-_uncaught: list[type] = []
-_previous_excepthook = None
-_hooks_lock = threading.Lock()
-
-
-def _remember_uncaught(exc_type, exc, tb):
-    _uncaught.append(exc_type)
-    (_previous_excepthook or sys.__excepthook__)(exc_type, exc, tb)
-
-
-def _exit_status() -> str:
-    return _status_for(_uncaught[-1] if _uncaught else None)
-
-
-def _close_open_recorders() -> None:
-    for recorder in list(_open_recorders):
-        recorder._close_at_exit()
-
-
-def _track(recorder: AttentionRecorder) -> None:
-    """Remember an open recorder for interpreter exit; the first one installs the exit hooks."""
-    global _previous_excepthook
-    with _hooks_lock:
-        if _previous_excepthook is None:
-            _previous_excepthook = sys.excepthook
-            sys.excepthook = _remember_uncaught
-            atexit.register(_close_open_recorders)
-        _open_recorders.add(recorder)

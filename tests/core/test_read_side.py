@@ -39,7 +39,7 @@ print(json.dumps({
     "same_class": AttentionRecorder is defined,
     "listed": sorted(n for n in attnflows_callback.__all__ if n not in dir(attnflows_callback)),
     "excepthook_unchanged": sys.excepthook is hook,
-    "exit_hooks_installed": attnflows_callback.recorder._previous_excepthook is not None,
+    "exit_hooks_installed": attnflows_callback.exit_hooks._previous_excepthook is not None,
 }))
 """
 
