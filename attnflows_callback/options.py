@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from . import checks
-from .capture import Reduction
+from .reduction import Reduction
 from .probe import DEFAULT_MAX_LENGTH, check_max_length
 from .store import DEFAULT_ENCODING, ENCODINGS
 

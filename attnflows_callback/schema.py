@@ -47,6 +47,10 @@ RUN_JSON_KEYS = ("format", "format_version", "encoding", "model", "streams", "pr
                  "max_length", "hparams", "versions", "created")
 RUN_JSON_OPTIONAL = ("trainer_args",)
 
+# Attention streams (run.json's ``streams``): one for single-stack models, three for encoder-decoders.
+SINGLE_STREAM = "self"
+ENCODER_DECODER_STREAMS = ("encoder", "decoder", "cross")
+
 # ------------------------------------------------------------- status.json
 STATUSES = ("running", "finished", "failed", "interrupted")
 
