@@ -7,7 +7,6 @@ whose :attr:`~TokenizedProbe.probe_id` ties a run directory to exactly one probe
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checks
+from .records import JSON_LAYOUTS, RECORD_SUFFIXES, read_json_records, read_records  # noqa: F401  (re-exported)
 
 MAX_LENGTH_CAP = 128  # run_glue.py's --max_seq_length and the Lightning GLUE tutorial's max_seq_length
 DEFAULT_MAX_LENGTH = None  # the tokenizer's model_max_length, at most MAX_LENGTH_CAP
@@ -299,9 +299,6 @@ class TokenizedProbe:
         return np.array([len(ids) for ids in self.input_ids], dtype=np.int64)
 
 
-RECORD_SUFFIXES = (".csv", ".jsonl", ".json")
-
-
 def check_max_length(max_length) -> int | None:
     """None (follow the tokenizer) or an integer >= 2 (a special token on each side and one more)."""
     allowed = f"None (the tokenizer's model_max_length, at most {MAX_LENGTH_CAP}) or an integer >= 2"
@@ -322,82 +319,6 @@ def probe_max_length(tokenizer, max_length: int | None = None) -> int:
     if isinstance(model_max, int) and not isinstance(model_max, bool) and model_max >= 2:
         return min(model_max, MAX_LENGTH_CAP)
     return MAX_LENGTH_CAP
-
-
-def read_records(path: str | os.PathLike) -> list[dict]:
-    """The rows of a ``.csv`` (header row), ``.jsonl`` or ``.json`` file (see :func:`read_json_records`).
-
-    Raises:
-        ValueError: another suffix, or what :func:`read_json_records` raises.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in RECORD_SUFFIXES:
-        raise ValueError(f"{path.name}: the file must be one of {RECORD_SUFFIXES}, got {suffix or 'no suffix'!r}")
-    if suffix != ".csv":
-        return read_json_records(path)
-    with path.open(encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))
-
-
-JSON_LAYOUTS = "a JSON array of objects, or one JSON object per line (JSON lines)"
-
-
-def read_json_records(path: str | os.PathLike) -> list[dict]:
-    """The objects of a JSON array file or a JSON lines file, whatever its suffix.
-
-    The first non-blank character decides: ``[`` is an array, anything else is JSON lines
-    (what ``datasets.load_dataset("json")`` accepts, minus its ``field=`` option).
-
-    Raises:
-        ValueError: naming the file, the line (and column) and the fix, when the file is not
-            valid JSON, is a single object, or holds a row that is not an object.
-    """
-    path = Path(path)
-    text = path.read_text(encoding="utf-8-sig")
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(
-                f"{path.name}: line {err.lineno}, column {err.colno} is not valid JSON ({err.msg}); the file starts "
-                f"with '[' so it is read as one JSON array: fix that line, or write {JSON_LAYOUTS}"
-            ) from None
-        lines = None
-    else:
-        rows, lines = [], []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                spread = line.strip().startswith("{") and not line.strip().endswith("}")
-                hint = (" (an object spread over several lines: put each object on one line, or wrap them in "
-                        "[...] as a JSON array)" if spread else "")
-                raise ValueError(
-                    f"{path.name}: line {number} is not valid JSON ({err.msg}, column {err.colno}){hint}; "
-                    f"the file must hold {JSON_LAYOUTS}: fix line {number}"
-                ) from None
-            lines.append(number)
-        if len(rows) == 1 and isinstance(rows[0], dict) and any(
-                isinstance(v, list) and v and isinstance(v[0], dict) for v in rows[0].values()):
-            raise ValueError(
-                f"{path.name}: holds one JSON object with the rows under a key ({sorted(rows[0])}); "
-                "pass the rows themselves: ProbeSet.from_records(json.load(open(path))[KEY])"
-            )
-    if not rows:
-        raise ValueError(f"{path.name} holds no probe examples; it must hold {JSON_LAYOUTS}")
-    for k, row in enumerate(rows):
-        if not isinstance(row, dict):
-            where = f"line {lines[k]}" if lines is not None else f"element {k} of the array"
-            kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(row), "number")
-            raise ValueError(
-                f"{path.name}: {where} is a JSON {kind}, not an object; each probe example must be "
-                'an object such as {"text": "...", "label": 0}'
-            )
-    return rows
 
 
 # Per-token outputs of a tokenizer that are not model inputs, and the mask the probe pass rebuilds itself.
