@@ -18,7 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .limits import MAX_JSON_BYTES
+from .limits import MAX_JSON_BYTES, MAX_READ_BYTES
 
 
 class UnsafeFileError(OSError):
@@ -220,3 +220,32 @@ def _json_default(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     return str(value)
+
+
+# ---------------------------------------------------------------- inside an HDF5 file
+def safe_h5_object(f: h5py.File, name: str):
+    """The object at ``name``, refusing soft/external links, external storage and virtual datasets."""
+    node = f
+    for part in name.split("/"):
+        link = node.get(part, getlink=True)
+        if link is None:
+            raise KeyError(f"missing {name!r}")
+        if not isinstance(link, h5py.HardLink):
+            raise UnsafeFileError(f"{name!r} is a {type(link).__name__}; attnflows follows no links")
+        node = node[part]
+    if isinstance(node, h5py.Dataset) and (node.is_virtual or node.external):
+        raise UnsafeFileError(f"{name!r} stores its data outside the file; attnflows reads no external data")
+    return node
+
+
+def read_h5_dataset(f: h5py.File, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """The whole dataset ``name``; its declared shape (``shape``, when given) and size are checked first."""
+    dataset = safe_h5_object(f, name)
+    if not isinstance(dataset, h5py.Dataset):
+        raise ValueError(f"{name!r} is not a dataset")
+    if shape is not None and dataset.shape != shape:
+        raise ValueError(f"{name!r} has shape {list(dataset.shape or ())}; this run needs {list(shape)}")
+    if dataset.size * dataset.dtype.itemsize > MAX_READ_BYTES:
+        raise UnsafeFileError(f"{name!r} declares {dataset.size * dataset.dtype.itemsize} bytes; "
+                              f"attnflows reads at most {MAX_READ_BYTES} per dataset")
+    return dataset[()]

@@ -39,8 +39,10 @@ from .schema import (
     attention_path,
     summary_path,
 )
-from .limits import MAX_ATTENTION_VALUES, MAX_CLASSES, MAX_READ_BYTES, MAX_STATUS_BYTES, OPEN_FILES
+from .limits import MAX_ATTENTION_VALUES, MAX_CLASSES, MAX_STATUS_BYTES, OPEN_FILES
 from .lru import LRU
+from .fileio import read_h5_dataset as _read
+from .fileio import safe_h5_object as _safe
 from .store import RegularH5File, UnsafeFileError, data_dir, dead_writer, get_encoding, read_json
 
 STREAM_ORDER = {"self": 0, "encoder": 1, "decoder": 2, "cross": 3}
@@ -484,34 +486,6 @@ class Run:
 
 
 # ---------------------------------------------------------------- helpers
-def _safe(f: h5py.File, name: str):
-    """The object at ``name``, refusing soft/external links, external storage and virtual datasets."""
-    node = f
-    for part in name.split("/"):
-        link = node.get(part, getlink=True)
-        if link is None:
-            raise KeyError(f"missing {name!r}")
-        if not isinstance(link, h5py.HardLink):
-            raise UnsafeFileError(f"{name!r} is a {type(link).__name__}; attnflows follows no links")
-        node = node[part]
-    if isinstance(node, h5py.Dataset) and (node.is_virtual or node.external):
-        raise UnsafeFileError(f"{name!r} stores its data outside the file; attnflows reads no external data")
-    return node
-
-
-def _read(f: h5py.File, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """The whole dataset ``name``; its declared shape (``shape``, when given) and size are checked first."""
-    dataset = _safe(f, name)
-    if not isinstance(dataset, h5py.Dataset):
-        raise ValueError(f"{name!r} is not a dataset")
-    if shape is not None and dataset.shape != shape:
-        raise ValueError(f"{name!r} has shape {list(dataset.shape or ())}; this run needs {list(shape)}")
-    if dataset.size * dataset.dtype.itemsize > MAX_READ_BYTES:
-        raise UnsafeFileError(f"{name!r} declares {dataset.size * dataset.dtype.itemsize} bytes; "
-                              f"attnflows reads at most {MAX_READ_BYTES} per dataset")
-    return dataset[()]
-
-
 def _str(value) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
