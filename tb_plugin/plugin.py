@@ -24,7 +24,7 @@ from tensorboard.backend import http_util
 from tensorboard.context import RequestContext
 from tensorboard.plugins import base_plugin
 
-from . import api, metadata, params, registry
+from . import api, changes, metadata, params, registry
 from .errors import ApiError, MethodNotAllowed, NotFound, safe_text
 from .runs import AttentionCache, RunCache, RunCatalog, files_signature, settled
 
@@ -138,6 +138,9 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
             "/flow": self._serve_flow,
             "/compare": self._serve_compare,
             "/registries": self._serve_registries,
+            "/aggregate": self._serve_aggregate,
+            "/explain": self._serve_explain,
+            "/lifetimes": self._serve_lifetimes,
             metadata.ES_MODULE_PATH: self._serve_index,
             "/static/*": self._serve_static,
         }
@@ -272,6 +275,43 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
         entry = self._open(request, name)
         other = entry if other_name == name else self._open(request, other_name)
         return api.compare_impl(name, entry, other_name, other, self.attention, **query)
+
+    @_route
+    def _serve_aggregate(self, request):
+        args = request.args
+        name = params.text(args, "run", required=True)
+        query = dict(step=params.integer(args, "step", required=True),
+                     selection=params.text(args, "selection") or "all", stream=params.text(args, "stream"))
+        entry = self._open(request, name)
+        return self._prepared(entry, ("aggregate", name, tuple(sorted(query.items()))),
+                              lambda: changes.aggregate_impl(name, entry, **query))
+
+    @_route
+    def _serve_explain(self, request):
+        args = request.args
+        name = params.text(args, "run", required=True)
+        query = dict(example=params.integer(args, "example", required=True), step=params.integer(args, "step"),
+                     stream=params.text(args, "stream"),
+                     tau=params.real(args, "tau", low=0.0, high=1.0, default=api.DEFAULT_TAU),
+                     mode=params.text(args, "mode") or "mean")
+        entry = self._open(request, name)
+        return self._prepared(entry, ("explain", name, tuple(sorted(query.items()))),
+                              lambda: changes.explain_impl(name, entry, **query))
+
+    @_route
+    def _serve_lifetimes(self, request):
+        args = request.args
+        name = params.text(args, "run", required=True)
+        heads = params.heads(args)
+        query = dict(**params.snapshot(args), view=params.text(args, "view") or "raw",
+                     source=params.integer(args, "source", high=1 << 20),
+                     layer=params.integer(args, "layer", high=4096),
+                     tau=params.real(args, "tau", low=0.0, high=1.0, default=api.DEFAULT_TAU),
+                     residual=params.flag(args, "residual", default=True))
+        entry = self._open(request, name)
+        key = ("lifetimes", name, tuple(sorted(query.items())), None if heads is None else tuple(heads))
+        return self._prepared(entry, key, lambda: changes.lifetimes_impl(name, entry, self.attention, heads=heads,
+                                                                         **query))
 
     # ---------------------------------------------------------------- static
     @wrappers.Request.application
