@@ -20,6 +20,7 @@ import re
 import numpy as np
 
 from attnflows_callback.aggregate import aggregate_run
+from attnflows_callback.analysis.aggregate import select_examples
 from attnflows_callback.explain import explain_flip
 
 from . import metadata, registry
@@ -46,7 +47,7 @@ def aggregate_impl(name: str, entry: OpenRun, *, step: int, selection: str = "al
     """/aggregate: mean head change from the first snapshot and word influence over a selection of examples.
 
     ``selection`` is ``all``, ``flipped`` (prediction at ``step`` differs from the first snapshot's)
-    or ``class:K`` (label K).
+    or ``class:K`` (label K). A selection without examples is answered with ``count`` 0 and no values.
     """
     if not SELECTION.match(selection):
         raise BadRequest("parameter 'selection' must be 'all', 'flipped' or 'class:K' with K a label index")
@@ -61,6 +62,12 @@ def aggregate_impl(name: str, entry: OpenRun, *, step: int, selection: str = "al
             raise BadRequest(f"selection class must be one of the probe labels {classes}")
     if selection == "flipped" and run.predictions(step) is None:
         raise BadRequest("this run holds no predictions (no classifier head): choose selection 'all' or 'class:K'")
+    reference_step = int(run.steps[0])
+    chosen = select_examples(selection, num_examples=run.num_examples, labels=run.labels,
+                             predictions_before=run.predictions(reference_step), predictions_after=run.predictions(step))
+    if chosen.size == 0:  # an answer, not an error: e.g. nothing has flipped yet at this step
+        return {"run": name, "step": step, "reference_step": reference_step, "stream": stream, "selection": selection,
+                "examples": [], "count": 0, "view": None, "heads": None, "influence_by_role": None, "words": []}
     try:
         found = aggregate_run(run, step, selection=selection, stream=stream, top_words=metadata.MAX_AGGREGATE_WORDS)
     except (ValueError, IndexError) as err:
