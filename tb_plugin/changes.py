@@ -26,10 +26,11 @@ from attnflows_callback.explain import explain_flip
 from . import metadata, registry
 from .api import (CROSS_STREAMS, DEFAULT_TAU, check_example, check_index, check_step, check_stream,
                   classification_source, head_selection, numbers, read_attention)
-from .errors import BadRequest
+from .errors import BadRequest, NotFound, safe_text
 from .params import resolve_heads
 from .runs import AttentionCache, OpenRun
 
+READ_ERRORS = (OSError, KeyError, EOFError, RuntimeError)  # a shard damaged or holding a link out of the run
 SELECTION = re.compile(r"^(all|flipped|class:[0-9]{1,6})$")
 EXPLAIN_MODES = ("mean", "any_head")
 
@@ -72,6 +73,8 @@ def aggregate_impl(name: str, entry: OpenRun, *, step: int, selection: str = "al
         found = aggregate_run(run, step, selection=selection, stream=stream, top_words=metadata.MAX_AGGREGATE_WORDS)
     except (ValueError, IndexError) as err:
         raise BadRequest(str(err)) from None
+    except READ_ERRORS as err:
+        raise _unreadable(err) from None
     heads = found["heads"]
     return {"run": name, "step": step, "reference_step": found["steps"][0], "stream": stream,
             "selection": selection, "examples": found["examples"], "count": found["count"], "view": found["view"],
@@ -95,7 +98,14 @@ def explain_impl(name: str, entry: OpenRun, *, example: int, step: int | None = 
         found = explain_flip(entry.run, example, step, stream=stream, tau=tau, mode=mode)
     except (ValueError, IndexError) as err:
         raise BadRequest(str(err)) from None
+    except READ_ERRORS as err:
+        raise _unreadable(err) from None
     return {**found, "run": name}
+
+
+def _unreadable(err: Exception) -> NotFound:
+    return NotFound(f"a snapshot of this run could not be read ({type(err).__name__}: {safe_text(err)}); "
+                    "see the run's problems in /runs")
 
 
 # ------------------------------------------------------------------- /lifetimes

@@ -180,3 +180,14 @@ def test_traced_steps_keep_first_last_and_current():
 ])
 def test_lifetimes_errors_name_the_fix(flip_client, query, code, says):
     assert says in error(get(flip_client, "lifetimes", **{"run": "flip", "example": "0", "step": "20", **query}), code)
+
+
+@pytest.mark.parametrize("route", ["aggregate", "explain", "lifetimes"])
+@pytest.mark.parametrize("run", ["extlink", "virtual", "corrupt"])
+def test_a_damaged_or_linked_shard_is_a_safe_error_and_nothing_outside_is_read(client, logdir, outside, route, run):
+    response = get(client, route, run=run, step=10, example=0)
+    assert response.status_code in (200, 400, 404), response.get_data(as_text=True)
+    if response.status_code != 200:
+        message = error(response, response.status_code)
+        assert str(logdir) not in message
+    assert outside.reads() == []
