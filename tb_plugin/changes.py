@@ -44,11 +44,13 @@ def _self_attention(entry: OpenRun, stream: str | None) -> str:
 
 
 # ------------------------------------------------------------------ /aggregate
-def aggregate_impl(name: str, entry: OpenRun, *, step: int, selection: str = "all", stream: str | None = None) -> dict:
+def aggregate_impl(name: str, entry: OpenRun, *, step: int, selection: str = "all", stream: str | None = None,
+                   drop_special: bool = True, drop_punctuation: bool = False) -> dict:
     """/aggregate: mean head change from the first snapshot and word influence over a selection of examples.
 
     ``selection`` is ``all``, ``flipped`` (prediction at ``step`` differs from the first snapshot's)
     or ``class:K`` (label K). A selection without examples is answered with ``count`` 0 and no values.
+    ``drop_special`` and ``drop_punctuation``: the view under which word influence is computed.
     """
     if not SELECTION.match(selection):
         raise BadRequest("parameter 'selection' must be 'all', 'flipped' or 'class:K' with K a label index")
@@ -70,7 +72,8 @@ def aggregate_impl(name: str, entry: OpenRun, *, step: int, selection: str = "al
         return {"run": name, "step": step, "reference_step": reference_step, "stream": stream, "selection": selection,
                 "examples": [], "count": 0, "view": None, "heads": None, "influence_by_role": None, "words": []}
     try:
-        found = aggregate_run(run, step, selection=selection, stream=stream, top_words=metadata.MAX_AGGREGATE_WORDS)
+        found = aggregate_run(run, step, selection=selection, stream=stream, top_words=metadata.MAX_AGGREGATE_WORDS,
+                              drop_special=drop_special, drop_punctuation=drop_punctuation)
     except (ValueError, IndexError) as err:
         raise BadRequest(str(err)) from None
     except READ_ERRORS as err:
@@ -86,8 +89,13 @@ def aggregate_impl(name: str, entry: OpenRun, *, step: int, selection: str = "al
 
 # --------------------------------------------------------------------- /explain
 def explain_impl(name: str, entry: OpenRun, *, example: int, step: int | None = None, stream: str | None = None,
-                 tau: float = DEFAULT_TAU, mode: str = "mean") -> dict:
-    """/explain: ``attnflows explain``'s answer for one example (the flip at ``step``, default its last)."""
+                 tau: float = DEFAULT_TAU, mode: str = "mean", drop_special: bool = True,
+                 drop_punctuation: bool = False) -> dict:
+    """/explain: ``attnflows explain``'s answer for one example (the flip at ``step``, default its last).
+
+    ``drop_special`` and ``drop_punctuation``: the view under which edges and influence are computed
+    (``attnflows explain --raw`` is ``drop_special=False``).
+    """
     if mode not in EXPLAIN_MODES:
         raise BadRequest(f"parameter 'mode' must be one of {list(EXPLAIN_MODES)}")
     stream = _self_attention(entry, stream)
@@ -95,7 +103,8 @@ def explain_impl(name: str, entry: OpenRun, *, example: int, step: int | None = 
     if step is not None:
         check_step(entry, step)
     try:
-        found = explain_flip(entry.run, example, step, stream=stream, tau=tau, mode=mode)
+        found = explain_flip(entry.run, example, step, stream=stream, tau=tau, mode=mode, drop_special=drop_special,
+                             drop_punctuation=drop_punctuation)
     except (ValueError, IndexError) as err:
         raise BadRequest(str(err)) from None
     except READ_ERRORS as err:

@@ -74,6 +74,12 @@ class AttentionFlowsLoader(base_plugin.TBLoader):
             return None
 
 
+def _view_options(args) -> dict:
+    """The view transform of /aggregate and /explain: special tokens (default) and punctuation dropped as targets."""
+    return {"drop_special": params.flag(args, "drop_special", default=True),
+            "drop_punctuation": params.flag(args, "drop_punctuation", default=False)}
+
+
 class PreparedJson(bytes):
     """A JSON body already serialised and gzipped (kept per run version, see ``_prepared``)."""
 
@@ -281,7 +287,8 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
         args = request.args
         name = params.text(args, "run", required=True)
         query = dict(step=params.integer(args, "step", required=True),
-                     selection=params.text(args, "selection") or "all", stream=params.text(args, "stream"))
+                     selection=params.text(args, "selection") or "all", stream=params.text(args, "stream"),
+                     **_view_options(args))
         entry = self._open(request, name)
         return self._prepared(entry, ("aggregate", name, tuple(sorted(query.items()))),
                               lambda: changes.aggregate_impl(name, entry, **query))
@@ -293,7 +300,7 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
         query = dict(example=params.integer(args, "example", required=True), step=params.integer(args, "step"),
                      stream=params.text(args, "stream"),
                      tau=params.real(args, "tau", low=0.0, high=1.0, default=api.DEFAULT_TAU),
-                     mode=params.text(args, "mode") or "mean")
+                     mode=params.text(args, "mode") or "mean", **_view_options(args))
         entry = self._open(request, name)
         return self._prepared(entry, ("explain", name, tuple(sorted(query.items()))),
                               lambda: changes.explain_impl(name, entry, **query))

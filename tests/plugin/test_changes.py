@@ -113,6 +113,17 @@ def test_explain_route_is_attnflows_explain(flip_client, flip_logdir):
     assert body == {**direct, "run": "flip"}
 
 
+def test_explain_and_aggregate_take_the_view_options_of_attnflows_explain(flip_client, flip_logdir):
+    body = ok(get(flip_client, "explain", run="flip", example=0, drop_special="0"))
+    direct = explain_flip(open_run(flip_logdir / "flip"), 0, drop_special=False)
+    assert body == {**direct, "run": "flip"} and body["view"]["drop_special"] is False
+    assert any(w["word"] == "[CLS]" and w["shown"] for w in body["words"])
+    raw = ok(get(flip_client, "aggregate", run="flip", step=20, drop_special="0", drop_punctuation="1"))
+    assert raw["view"] == {"drop_special": False, "drop_punctuation": True}
+    assert "'drop_special' must be 0 or 1" in error(get(flip_client, "explain", run="flip", example=0,
+                                                        drop_special="maybe"), 400)
+
+
 @pytest.mark.parametrize(("query", "code", "says"), [
     ({"example": "1"}, 400, "never changed"),
     ({"example": "0", "step": "0"}, 400, "first snapshot"),
