@@ -94,7 +94,7 @@ export class AcrossExamples extends CanvasView {
     // Words: the classification token's influence, before and after, largest change first.
     const x0 = Math.max(width / 2, LEFT + this.geom.H * cell + 40);
     const labelW = 90;
-    const barW = Math.max(60, width - x0 - labelW - 80);
+    const barW = Math.max(60, width - x0 - labelW - 100);
     p.text(x0, 14, "words: classification token's influence (rollout, mean)", {size: 11, weight: 500});
     const vMax = Math.max(1e-9, ...d.words.flatMap((w) => [w.before, w.after]));
     this.wordRows = [];
@@ -109,7 +109,7 @@ export class AcrossExamples extends CanvasView {
       this.wordRows.push({x: x0, y, w});
     });
     if (!d.words.length) p.text(x0, TOP + 6, "no word is seen twice in this selection", {size: 10, color: "#9e9e9e"});
-    swatches(p, x0, TOP + d.words.length * WORD_ROW + 10, [
+    swatches(p, x0, TOP + Math.max(1, d.words.length) * WORD_ROW + 10, [
       [`step ${d.reference_step}`, OVERLAY.second, "box"], [`step ${d.step}`, OVERLAY.first, "box"],
     ]);
   }

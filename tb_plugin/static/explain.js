@@ -10,6 +10,7 @@ import {fitText} from "./painter.js";
 import {CanvasView} from "./view.js";
 
 const PAD = 12;
+const RIGHT = 28; // kept clear of the card's edge
 const LINE = 15;
 const HEADS_SHOWN = 8;
 const EDGES_SHOWN = 8;
@@ -61,7 +62,7 @@ export class FlipExplanation extends CanvasView {
   }
 
   columns(width) {
-    const w = Math.max(220, (width - 4 * PAD) / 3);
+    const w = Math.max(220, (width - 4 * PAD - RIGHT) / 3);
     return [PAD, 2 * PAD + w, 3 * PAD + 2 * w].map((x) => ({x, w}));
   }
 
