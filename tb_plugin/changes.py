@@ -66,12 +66,14 @@ def aggregate_impl(name: str, entry: OpenRun, *, step: int, selection: str = "al
     if selection == "flipped" and run.predictions(step) is None:
         raise BadRequest("this run holds no predictions (no classifier head): choose selection 'all' or 'class:K'")
     reference_step = int(run.steps[0])
-    chosen = select_examples(selection, num_examples=run.num_examples, labels=run.labels,
-                             predictions_before=run.predictions(reference_step), predictions_after=run.predictions(step))
-    if chosen.size == 0:  # an answer, not an error: e.g. nothing has flipped yet at this step
-        return {"run": name, "step": step, "reference_step": reference_step, "stream": stream, "selection": selection,
-                "examples": [], "count": 0, "view": None, "heads": None, "influence_by_role": None, "words": []}
     try:
+        chosen = select_examples(selection, num_examples=run.num_examples, labels=run.labels,
+                                 predictions_before=run.predictions(reference_step),
+                                 predictions_after=run.predictions(step))
+        if chosen.size == 0:  # an answer, not an error: e.g. nothing has flipped yet at this step
+            return {"run": name, "step": step, "reference_step": reference_step, "stream": stream,
+                    "selection": selection, "examples": [], "count": 0, "view": None, "heads": None,
+                    "influence_by_role": None, "words": []}
         found = aggregate_run(run, step, selection=selection, stream=stream, top_words=metadata.MAX_AGGREGATE_WORDS,
                               drop_special=drop_special, drop_punctuation=drop_punctuation)
     except (ValueError, IndexError) as err:
