@@ -19,3 +19,8 @@ ATTENTION_CACHE_BYTES = 96 * 2**20  # decoded attention tensors kept for repeate
 DERIVED_PER_RUN = 32  # computed responses (summary, probe, head grids) kept per open run
 RUN_TABLE_TTL_S = 2.0  # how long TensorBoard's run list is reused before asking again
 SETTLE_S = 2.0  # a directory changed this recently is re-checked on every request (coarse mtimes)
+
+# What-changed routes (/aggregate, /explain, /lifetimes): each answer stays small whatever the run.
+MAX_LIFETIME_EDGES = 200  # /lifetimes: edges of the current graph given a strip, the strongest first
+MAX_LIFETIME_STEPS = 64  # /lifetimes: snapshots traced, spread evenly over the run (first, last and current kept)
+MAX_AGGREGATE_WORDS = 24  # /aggregate: words listed, largest change in influence first

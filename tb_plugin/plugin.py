@@ -26,7 +26,7 @@ from tensorboard.plugins import base_plugin
 
 from attnflows_callback.store import DATA_DIRNAME, dead_writer
 
-from . import api, metadata, params, registry
+from . import api, changes, metadata, params, registry
 from .errors import ApiError, MethodNotAllowed, NotFound, describe, neutralise_bidi
 from .runs import ActiveRuns, AttentionCache, RunCache, RunCatalog, files_signature, settled
 
@@ -74,6 +74,12 @@ class AttentionFlowsLoader(base_plugin.TBLoader):
         except Exception:  # noqa: BLE001 - never break TensorBoard's start-up
             logger.exception("attnflows: the Attention Flows plugin could not start; TensorBoard runs without it")
             return None
+
+
+def _view_options(args) -> dict:
+    """The view transform of /aggregate and /explain: special tokens (default) and punctuation dropped as targets."""
+    return {"drop_special": params.flag(args, "drop_special", default=True),
+            "drop_punctuation": params.flag(args, "drop_punctuation", default=False)}
 
 
 class PreparedJson(bytes):
@@ -150,6 +156,9 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
             "/flow": self._serve_flow,
             "/compare": self._serve_compare,
             "/registries": self._serve_registries,
+            "/aggregate": self._serve_aggregate,
+            "/explain": self._serve_explain,
+            "/lifetimes": self._serve_lifetimes,
             metadata.ES_MODULE_PATH: self._serve_index,
             "/static/*": self._serve_static,
         }
@@ -282,6 +291,44 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
         entry = self._open(request, name)
         other = entry if other_name == name else self._open(request, other_name)
         return api.compare_impl(name, entry, other_name, other, self.attention, **query)
+
+    @_route
+    def _serve_aggregate(self, request):
+        args = request.args
+        name = params.text(args, "run", required=True)
+        query = dict(step=params.integer(args, "step", required=True),
+                     selection=params.text(args, "selection") or "all", stream=params.text(args, "stream"),
+                     **_view_options(args))
+        entry = self._open(request, name)
+        return self._prepared(entry, ("aggregate", name, tuple(sorted(query.items()))),
+                              lambda: changes.aggregate_impl(name, entry, **query))
+
+    @_route
+    def _serve_explain(self, request):
+        args = request.args
+        name = params.text(args, "run", required=True)
+        query = dict(example=params.integer(args, "example", required=True), step=params.integer(args, "step"),
+                     stream=params.text(args, "stream"),
+                     tau=params.real(args, "tau", low=0.0, high=1.0, default=api.DEFAULT_TAU),
+                     mode=params.text(args, "mode") or "mean", **_view_options(args))
+        entry = self._open(request, name)
+        return self._prepared(entry, ("explain", name, tuple(sorted(query.items()))),
+                              lambda: changes.explain_impl(name, entry, **query))
+
+    @_route
+    def _serve_lifetimes(self, request):
+        args = request.args
+        name = params.text(args, "run", required=True)
+        heads = params.heads(args)
+        query = dict(**params.snapshot(args), view=params.text(args, "view") or "raw",
+                     source=params.integer(args, "source", high=1 << 20),
+                     layer=params.integer(args, "layer", high=4096),
+                     tau=params.real(args, "tau", low=0.0, high=1.0, default=api.DEFAULT_TAU),
+                     residual=params.flag(args, "residual", default=True))
+        entry = self._open(request, name)
+        key = ("lifetimes", name, tuple(sorted(query.items())), None if heads is None else tuple(heads))
+        return self._prepared(entry, key, lambda: changes.lifetimes_impl(name, entry, self.attention, heads=heads,
+                                                                         **query))
 
     # ---------------------------------------------------------------- static
     @wrappers.Request.application

@@ -166,6 +166,8 @@ export class FlowView extends CanvasView {
       p.curve(this.x(g, e.i), this.y(g, e.l), this.x(g, e.j), this.y(g, e.l - 1),
         {stroke: color, width: 0.6 + 3.4 * t, alpha: 0.25 + 0.65 * t});
     }
+    const mark = this.highlight; // an edge hovered in the edge lifetimes (lifetimes.js)
+    if (mark) p.curve(this.x(g, mark.i), this.y(g, mark.l), this.x(g, mark.j), this.y(g, mark.l - 1), {stroke: SOURCE, width: 5, alpha: 0.9});
     // Nodes: reached positions are dark, the source is ringed.
     const reached = new Set([`${topLayer}:${source}`]);
     for (const e of shown) reached.add(`${e.l}:${e.i}`).add(`${e.l - 1}:${e.j}`);

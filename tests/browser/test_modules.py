@@ -47,5 +47,6 @@ def test_a_view_that_breaks_the_contract_is_refused_with_what_is_missing(tab):
     """)
     assert result["messages"] == ["NoSlot.slot must be one of wide, main, side, got undefined",
                                   "Plain must extend CanvasView (view.js)"]
-    assert result["ids"] == ["timeline", "flow", "heads", "detail", "influence", "compare"]
-    assert result["slots"] == ["wide", "main", "side", "wide", "side", "wide"]
+    assert result["ids"] == ["timeline", "lifetimes", "flow", "heads", "detail", "influence", "aggregate", "explain",
+                             "compare"]
+    assert result["slots"] == ["wide", "wide", "main", "side", "wide", "side", "wide", "wide", "wide"]
