@@ -92,7 +92,7 @@ def toy_method():
 
 def test_a_registered_method_is_served_in_the_menu_and_drawn_by_the_server(client, toy_method):
     names = [m["name"] for m in get(client, "registries").json["flow_methods"]]
-    assert names == ["raw", "rollout", "flow", "uniform"]
+    assert names == ["raw", "rollout", "flow", "per_head", "uniform"]
     body = graph(client, "uniform")
     length = len(body["tokens"])
     assert body["influence"] == pytest.approx([1 / length] * length)
