@@ -2,6 +2,7 @@
 
 import {get} from "./api.js";
 import {diverging, sequential} from "./colormaps.js";
+import {displayLegend} from "./display.js";
 import {fmt} from "./dom.js";
 import {colorbar} from "./legend.js";
 import {fitText} from "./painter.js";
@@ -13,7 +14,7 @@ const TOP = 40;
 export class HeadDetail extends CanvasView {
   static id = "detail";
   static title = "Head detail";
-  static depends = ["data", "run", "example", "step", "detail"];
+  static depends = ["data", "run", "example", "step", "detail", "targets", "units"];
   static slot = "wide";
 
   constructor(app) {
@@ -79,7 +80,7 @@ export class HeadDetail extends CanvasView {
   params(step) {
     const {app} = this;
     const [layer, head] = app.detailHead.split(":").map(Number);
-    return {run: app.state.run, example: app.example, step, stream: app.stream, layer, head};
+    return {run: app.state.run, example: app.example, step, stream: app.stream, layer, head, ...app.display};
   }
 
   prefetch(step) {
@@ -101,12 +102,13 @@ export class HeadDetail extends CanvasView {
         get("attention", this.params(app.step), {kind: "tensor"}),
       ]);
       return {pre: pre.values, cur: cur.values, tokens: cur.header.key_tokens, queryTokens: cur.header.query_tokens,
-        preStep: app.preStep, step: app.step};
+        preStep: app.preStep, step: app.step, legend: displayLegend(cur.header.view, app.registries)};
     };
     if (!(await this.load(request, `No attention for layer ${layer}, head ${head}.`))) return;
     const notes = [];
     if (!app.state.detail) notes.push("Showing the head that changed most at this step; click a head in the grid to choose.");
     if (this.data.tokens.length === 1) notes.push("This example has a single token: its attention to itself is 1.");
+    if (this.data.legend) notes.push(`${this.data.legend[0].toUpperCase()}${this.data.legend.slice(1)}.`);
     this.panel.setNote(notes.join(" "));
     this.panel.paint();
   }

@@ -2,6 +2,7 @@
 
 import {get} from "./api.js";
 import {OVERLAY} from "./colormaps.js";
+import {displayLegend} from "./display.js";
 import {fmt} from "./dom.js";
 import {swatches} from "./legend.js";
 import {fitText} from "./painter.js";
@@ -14,7 +15,7 @@ const PLOT = 150;
 export class TokenInfluence extends CanvasView {
   static id = "influence";
   static title = "Token influence";
-  static depends = ["data", "run", "example", "step", "method", "source", "layer", "heads"];
+  static depends = ["data", "run", "example", "step", "method", "source", "layer", "heads", "targets", "units", "tau"];
   static slot = "side";
 
   constructor(app) {
@@ -33,8 +34,8 @@ export class TokenInfluence extends CanvasView {
     const s = app.state;
     const body = await get("flow", {run: s.run, example: app.example, step, stream: app.stream, heads: app.flowHeads,
       method: "trace", view: this.shown.name, source: s.source >= 0 ? s.source : null,
-      layer: s.layer >= 0 ? s.layer : null, tau: s.tau});
-    return body.influence;
+      layer: s.layer >= 0 ? s.layer : null, tau: s.tau, ...app.display});
+    return body;
   }
 
   prefetch(step) {
@@ -48,7 +49,8 @@ export class TokenInfluence extends CanvasView {
     const shown = this.shown;
     const request = async () => {
       const [pre, cur] = await Promise.all([this.values(app.preStep), this.values(app.step)]);
-      return {pre, cur, tokens: app.tokens, step: app.step, preStep: app.preStep, what: shown.label};
+      return {pre: pre.influence, cur: cur.influence, tokens: cur.tokens, step: app.step, preStep: app.preStep,
+        what: shown.label, keep: cur.display?.keep || null, legend: displayLegend(cur.display, app.registries)};
     };
     if (!(await this.load(request, "Token influence is unavailable."))) return;
     const s = app.state;
@@ -68,11 +70,11 @@ export class TokenInfluence extends CanvasView {
   size(width) {
     if (!this.data) return {width, height: 100};
     const g = this.geometry(width);
-    return {width: g.width, height: g.base + 96};
+    return {width: g.width, height: g.base + 96 + (this.data.legend ? 16 : 0)};
   }
 
   draw(p, {width}) {
-    const {pre, cur, tokens, step, preStep} = this.data;
+    const {pre, cur, tokens, step, preStep, keep, legend} = this.data;
     const g = this.geometry(width);
     const vMax = Math.max(1e-9, ...pre, ...cur);
     for (const f of [0, 0.5, 1]) {
@@ -87,12 +89,14 @@ export class TokenInfluence extends CanvasView {
       const hc = (cur[i] / vMax) * PLOT;
       p.rect(cx - bw, g.base - hp, bw, hp, {fill: OVERLAY.second});
       p.rect(cx, g.base - hc, bw, hc, {fill: OVERLAY.first});
-      p.text(cx + 3, g.base + 8, fitText(tok, 60, {size: 10}), {size: 10, rotate: -55, align: "right", color: "#424242"});
+      p.text(cx + 3, g.base + 8, fitText(tok, 60, {size: 10}), {size: 10, rotate: -55, align: "right",
+        color: keep && !keep[i] ? "#b0b0b0" : "#424242"});
     });
     swatches(p, LEFT, g.base + 82, [
       [`pre-trained (step ${preStep})`, OVERLAY.second, "box"],
       [`step ${step}`, OVERLAY.first, "box"],
     ]);
+    if (legend) p.text(LEFT, g.base + 98, fitText(legend, g.width - LEFT - 8, {size: 10}), {size: 10, color: "#616161", baseline: "middle"});
     this.geom = g;
   }
 
