@@ -133,7 +133,7 @@ register_flow_method(FlowMethod("raw", "raw attention", _raw, "traced attention 
 register_flow_method(FlowMethod("rollout", "rollout", _rollout, "rollout from the source at layer {layer}"))
 register_flow_method(FlowMethod("flow", "max-flow", _max_flow, "max-flow from the source"))
 register_flow_method(FlowMethod("per_head", "per-head graph (any head ≥ τ)", _raw,
-                                "influence over the per-head graph (each edge carries only its heads ≥ τ)",
+                                "influence over the per-head graph",
                                 trace_mode="any_head"))
 
 

@@ -4,6 +4,7 @@
 // words the legend line that says when the view is on.
 
 import {el, fmt, select} from "./dom.js";
+import {textWidth} from "./painter.js";
 
 /** The URL-state choices of the display keys, from /registries (for state.decode). */
 export function displayChoices(registries) {
@@ -25,10 +26,21 @@ export function displayLegend(info, registries) {
   const parts = [];
   if (info.targets !== "none") {
     const label = registries.display.targets.find(([name]) => name === info.targets)?.[1] || info.targets;
-    parts.push(`view: ${label} as targets, rows renormalised (hides ${fmt.pct(info.hidden_mass)} of raw attention)`);
+    parts.push(`${label} as targets, rows renormalised (${fmt.pct(info.hidden_mass)} of raw attention hidden)`);
   }
-  if (info.units === "words") parts.push(`${parts.length ? "" : "view: "}word pieces merged into words`);
-  return parts.join("; ");
+  if (info.units === "words") parts.push("word pieces merged into words");
+  return parts.length ? `view: ${parts.join("; ")}` : "";
+}
+
+/** `text` broken at spaces into lines of at most `width` pixels at font size 10 (for legends drawn on a canvas). */
+export function wrapLines(text, width) {
+  const lines = [];
+  for (const word of text ? text.split(" ") : []) {
+    const last = lines.length ? `${lines[lines.length - 1]} ${word}` : null;
+    if (last !== null && textWidth(last, {size: 10}) <= width) lines[lines.length - 1] = last;
+    else lines.push(word);
+  }
+  return lines;
 }
 
 /** A colour per category k of n (heads, layers): evenly spaced hues, readable on white. */

@@ -3,7 +3,7 @@
 
 import {get} from "./api.js";
 import {OVERLAY, css, sequential} from "./colormaps.js";
-import {categoryColour, displayLegend} from "./display.js";
+import {categoryColour, displayLegend, wrapLines} from "./display.js";
 import {el, fmt, select} from "./dom.js";
 import {colorbar, swatches} from "./legend.js";
 import {MAX_EDGES_DRAWN as MAX_EDGES} from "./limits.js";
@@ -140,7 +140,7 @@ export class FlowView extends CanvasView {
   size(width) {
     if (!this.data) return {width, height: 100};
     const g = this.geometry(width);
-    return {width: g.width, height: g.labelTop + g.labelH + 56 + (this.data.legend ? 16 : 0) + (this.data.colourBy ? 16 * this.keyRows(g) : 0)};
+    return {width: g.width, height: g.labelTop + g.labelH + 56 + 16 * this.legendLines(g).length + (this.data.colourBy ? 16 * this.keyRows(g) : 0)};
   }
 
   x(g, i) {
@@ -202,13 +202,12 @@ export class FlowView extends CanvasView {
     });
     // Legend.
     let ly = g.labelTop + g.labelH + 14;
-    if (this.data.legend) {
-      p.text(LEFT, ly, fitText(this.data.legend, g.width - LEFT - RIGHT, {size: 10}), {size: 10, color: "#616161",
-        baseline: "middle"});
+    for (const line of this.legendLines(g)) {
+      p.text(LEFT, ly, line, {size: 10, color: "#616161", baseline: "middle"});
       ly += 16;
     }
     if (colourBy) ly = this.colourKey(p, ly, g, colourBy);
-    const edgeItem = colourBy ? `edge: a head's weight ≥ τ (width and opacity ∝ strongest head's weight)`
+    const edgeItem = colourBy ? "edge: a head ≥ τ (width ∝ the strongest)"
       : "attention edge (width and opacity ∝ weight)";
     const items = overlay
       ? [["shared", OVERLAY.shared, "line"], [overlay.first, OVERLAY.first, "line"], [overlay.second, OVERLAY.second, "line"]]
@@ -236,6 +235,11 @@ export class FlowView extends CanvasView {
       {size: 10, color: "#616161", baseline: "middle"});
     swatches(p, LEFT + 180, y, items, g.width - LEFT - RIGHT - 180);
     return y + 16 * this.keyRows(g);
+  }
+
+  /** The display legend ("view: ...") broken into lines that fit the drawing. */
+  legendLines(g) {
+    return wrapLines(this.data.legend, g.width - LEFT - RIGHT - 40);
   }
 
   /** How many rows the colour key takes (about 70 px per swatch). */

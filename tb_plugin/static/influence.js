@@ -2,7 +2,7 @@
 
 import {get} from "./api.js";
 import {OVERLAY} from "./colormaps.js";
-import {displayLegend} from "./display.js";
+import {displayLegend, wrapLines} from "./display.js";
 import {fmt} from "./dom.js";
 import {swatches} from "./legend.js";
 import {fitText} from "./painter.js";
@@ -70,7 +70,7 @@ export class TokenInfluence extends CanvasView {
   size(width) {
     if (!this.data) return {width, height: 100};
     const g = this.geometry(width);
-    return {width: g.width, height: g.base + 96 + (this.data.legend ? 16 : 0)};
+    return {width: g.width, height: g.base + 96 + 14 * wrapLines(this.data.legend, g.width - LEFT - 40).length};
   }
 
   draw(p, {width}) {
@@ -96,7 +96,9 @@ export class TokenInfluence extends CanvasView {
       [`pre-trained (step ${preStep})`, OVERLAY.second, "box"],
       [`step ${step}`, OVERLAY.first, "box"],
     ]);
-    if (legend) p.text(LEFT, g.base + 98, fitText(legend, g.width - LEFT - 8, {size: 10}), {size: 10, color: "#616161", baseline: "middle"});
+    wrapLines(legend, g.width - LEFT - 40).forEach((line, k) => {
+      p.text(LEFT, g.base + 100 + 14 * k, line, {size: 10, color: "#616161", baseline: "middle"});
+    });
     this.geom = g;
   }
 
