@@ -47,7 +47,7 @@ def main(logdir: str, run: str | None = None) -> None:
                                             zip(influence["tokens"], influence["pre"], influence["cur"])])
             capture(tab, "default")
             tab.set_state({"targets": "none", "units": "tokens"})
-            capture(tab, "raw")
+            tab.frame.locator('[data-panel="flow"]').screenshot(path=str(OUT / "tab-raw-flow.png"))
             tab.set_state({"targets": "auto", "units": "auto", "method": "per_head"})
             tab.frame.locator('[data-panel="flow"]').screenshot(path=str(OUT / "tab-per-head-flow.png"))
             print("errors:", tab.errors, tab.failed_requests)
