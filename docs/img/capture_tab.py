@@ -2,8 +2,8 @@
 
 Starts a real TensorBoard on LOGDIR, opens the tab fresh in headless Chromium (as a new user
 would: the first run, example 0, the latest step, every option at its default), and saves the
-flow and token-influence cards; then the same cards with raw attention (the view bar's targets
-``none``, units ``tokens``) and the per-head graph, for comparison. Prints what the default flow
+flow and token-influence cards; then the flow card with raw attention (the view bar's targets
+``none``, units ``tokens``) and with the per-head graph, for comparison. Prints what the default flow
 reaches, so the captions can be checked against the data.
 
 Usage: python docs/img/capture_tab.py LOGDIR [RUN]   (writes docs/img/tab-*.png)
