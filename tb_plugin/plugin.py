@@ -26,7 +26,7 @@ from tensorboard.plugins import base_plugin
 
 from attnflows_callback.store import DATA_DIRNAME, dead_writer
 
-from . import api, changes, metadata, params, registry
+from . import api, changes, display, metadata, params, registry
 from .errors import ApiError, MethodNotAllowed, NotFound, describe, neutralise_bidi
 from .runs import ActiveRuns, AttentionCache, RunCache, RunCatalog, files_signature, settled
 
@@ -232,7 +232,7 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
         args = request.args
         name = params.text(args, "run", required=True)
         query = dict(**params.snapshot(args), layer=params.integer(args, "layer", high=4096),
-                     head=params.integer(args, "head", high=4096))
+                     head=params.integer(args, "head", high=4096), display=display.parse(args))
         return api.attention_impl(name, self._open(request, name), self.attention, **query)
 
     @_route
@@ -264,7 +264,7 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
                      tau=params.real(args, "tau", low=0.0, high=1.0, default=api.DEFAULT_TAU),
                      heads=params.heads(args),
                      residual=params.flag(args, "residual", default=True),
-                     view=params.text(args, "view"))
+                     view=params.text(args, "view"), display=display.parse(args))
         if query["method"] not in api.FLOW_METHODS:
             raise MethodNotAllowed(f"method must be one of {list(api.FLOW_METHODS)}")
         return api.flow_impl(name, self._open(request, name), self.attention, **query)
@@ -285,7 +285,8 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
                      tau=params.real(args, "tau", low=0.0, high=1.0, default=api.DEFAULT_TAU),
                      source=params.integer(args, "source", high=1 << 20),
                      heads=params.heads(args),
-                     k=params.integer(args, "k", high=metadata.MAX_MOST_CHANGED))
+                     k=params.integer(args, "k", high=metadata.MAX_MOST_CHANGED),
+                     mode=params.text(args, "mode") or "mean", display=display.parse(args))
         if query["k"] is None:
             query["k"] = api.DEFAULT_MOST_CHANGED
         entry = self._open(request, name)
