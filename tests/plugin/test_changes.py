@@ -185,8 +185,8 @@ def test_traced_steps_keep_first_last_and_current():
 
 @pytest.mark.parametrize(("query", "code", "says"), [
     ({"view": "magic"}, 400, "'view' must be one of"),
-    ({"source": "40"}, 400, "source 40 is out of range"),
-    ({"heads": "9:0"}, 400, "layer 9 is out of range"),
+    ({"source": "40"}, 400, "source is out of range: it must be in [0, 6)"),
+    ({"heads": "9:0"}, 400, "a layer in 'heads' is out of range: this stream has 2 layers"),
     ({"step": "15"}, 404, "unknown step"),
 ])
 def test_lifetimes_errors_name_the_fix(flip_client, query, code, says):
