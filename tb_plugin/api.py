@@ -16,7 +16,9 @@ import numpy as np
 
 from attnflows_callback import analysis
 
+from . import display as display_options
 from . import registry
+from .display import Display
 from .errors import ApiError, BadRequest, MethodNotAllowed, NotFound, describe, neutralise_bidi, safe_text
 from .params import resolve_heads
 from .runs import AttentionCache, OpenRun
@@ -141,7 +143,31 @@ def run_listing_impl(name: str, entry: OpenRun) -> dict:
         "status_reason": safe_text(reason) if isinstance(reason, str) and reason else None,
         "problems": entry.problems(),
         "notes": [safe_text(note) for note in run.notes],
+        "view_default": _view_default(run),
     }
+
+
+def _view_default(run) -> dict:
+    """The display the tab opens this run with (:func:`.display.run_default`, from its first example)."""
+    if not run.num_examples:
+        return display_options.run_default([], None)
+    word_ids = run.word_ids(0)
+    return display_options.run_default(run.tokens(0), None if word_ids is None else list(word_ids))
+
+
+def shown_attention(entry: OpenRun, example: int, stream: str, attention: np.ndarray, display: Display):
+    """``attention`` of ``example`` as ``display`` shows it (:func:`.display.transform`).
+
+    Only self-attention is transformed (a cross-attention stream is shown raw, ``info`` None); word
+    units need the example's word ids for the stream's tokens.
+    """
+    tokens, key_tokens = entry.run.stream_tokens(example, stream)
+    if display.raw or stream in CROSS_STREAMS or attention.shape[-1] != attention.shape[-2] or tokens != key_tokens:
+        return display_options.transform(attention, key_tokens, None, Display())
+    word_ids = entry.run.word_ids(example)
+    word_ids = None if word_ids is None or len(word_ids) != len(tokens) else [int(w) for w in word_ids]
+    word_ids = None if word_ids is None else [None if w < 0 else w for w in word_ids]
+    return display_options.transform(attention, tokens, word_ids, display)
 
 
 def runs_impl(listings: list[dict], skipped: list[dict] | None = None) -> dict:
@@ -203,8 +229,13 @@ def _flips(steps: list[int], predictions: np.ndarray) -> list[dict]:
 
 # ---------------------------------------------------------------- /attention
 def attention_impl(name: str, entry: OpenRun, cache: AttentionCache, *, example: int, step: int,
-                   stream: str | None = None, layer: int | None = None, head: int | None = None) -> bytes:
-    """/attention: ``[L, H, Tq, Tk]`` (or one layer, or one head) as framed float32."""
+                   stream: str | None = None, layer: int | None = None, head: int | None = None,
+                   display: Display = Display()) -> bytes:
+    """/attention: ``[L, H, Tq, Tk]`` (or one layer, or one head) as framed float32.
+
+    With a ``display`` other than raw, the attention as the view shows it (:mod:`.display`) over its
+    units, and the header's ``view`` says what was hidden; the stored data is not changed.
+    """
     stream = check_stream(entry, stream)
     check_example(entry, example)
     check_step(entry, step)
@@ -220,8 +251,11 @@ def attention_impl(name: str, entry: OpenRun, cache: AttentionCache, *, example:
             check_index(head, heads, "head")
             attention, head_list = attention[:, head : head + 1], [head]
     query_tokens, key_tokens = entry.run.stream_tokens(example, stream)
+    shown = shown_attention(entry, example, stream, attention, display)
+    if shown.info is not None:
+        attention, query_tokens, key_tokens = shown.attention, shown.labels, shown.labels
     header = {"run": name, "example": example, "step": step, "stream": stream, "layers": layer_list,
-              "heads": head_list, "query_tokens": query_tokens, "key_tokens": key_tokens}
+              "heads": head_list, "query_tokens": query_tokens, "key_tokens": key_tokens, "view": shown.info}
     return frame(header, attention)
 
 
@@ -308,11 +342,15 @@ def _mode(classes: np.ndarray) -> np.ndarray:
 def flow_impl(name: str, entry: OpenRun, cache: AttentionCache, *, example: int, step: int, method: str,
               stream: str | None = None, source: int | None = None, layer: int | None = None,
               tau: float = DEFAULT_TAU, heads: list | None = None, residual: bool = True,
-              view: str | None = None) -> bytes | dict:
+              view: str | None = None, display: Display = Display()) -> bytes | dict:
     """/flow: raw or rolled-out attention (framed float32), max-flow values or a trace (JSON).
 
     A trace with ``view`` (a name in :data:`.registry.FLOW_METHODS`) holds what the flow view draws
-    for that method: its ``edges`` and its per-input-token ``influence``, computed here.
+    for that method: its ``edges`` and its per-input-token ``influence``, computed here; a method
+    whose ``trace_mode`` is ``"any_head"`` adds ``edge_heads``, the heads that pass ``tau`` on each
+    edge, strongest first. With a ``display`` other than raw, every answer is computed on the
+    attention as the view shows it (:mod:`.display`): positions (``source``, ``tokens``, edges)
+    are then the view's units, and ``display`` in the answer says what was hidden.
     """
     if method not in FLOW_METHODS:
         raise MethodNotAllowed(f"method must be one of {list(FLOW_METHODS)}")
@@ -327,11 +365,16 @@ def flow_impl(name: str, entry: OpenRun, cache: AttentionCache, *, example: int,
     tokens, key_tokens = entry.run.stream_tokens(example, stream)
     if method != "raw" and (stream in CROSS_STREAMS or attention.shape[-1] != attention.shape[-2]):
         raise BadRequest("this method needs self-attention; the stream is cross-attention")
+    token_length = attention.shape[-1]
+    shown = shown_attention(entry, example, stream, attention, display)
+    if shown.info is not None:
+        attention, tokens, key_tokens = shown.attention, shown.labels, shown.labels
     length = attention.shape[-1]
-    source = classification_source(entry, length) if source is None else check_index(source, length, "source")
+    source = shown.unit_of(classification_source(entry, token_length)) if source is None \
+        else check_index(source, length, "source")
     layer = layers - 1 if layer is None else check_index(layer, layers, "layer")
     common = {"run": name, "example": example, "step": step, "stream": stream, "method": method,
-              "heads": None if pairs is None else [list(p) for p in pairs]}
+              "heads": None if pairs is None else [list(p) for p in pairs], "display": shown.info}
     if method == "raw":
         return frame({**common, "query_tokens": tokens, "key_tokens": key_tokens},
                      _mean_over_heads(attention, pairs))
@@ -343,17 +386,39 @@ def flow_impl(name: str, entry: OpenRun, cache: AttentionCache, *, example: int,
         values = analysis.attention_flow(selected, source, residual=residual, heads=head_indices)
         return {**common, "source": source, "residual": residual, "values": numbers(values), "tokens": tokens}
     if view is not None:
-        graph = registry.Graph(selected, head_indices, source, layer, tau, residual)
-        edges, influence = registry.FLOW_METHODS[view].draw(graph)
-        return {**common, "view": view, "source": source, "layer": layer, "tau": tau, "tokens": tokens,
-                "edges": [[int(l), int(i), int(j), round(float(w), 6)] for l, i, j, w in np.asarray(edges)],
-                "influence": numbers(influence)}
+        chosen = registry.FLOW_METHODS[view]
+        graph = registry.Graph(selected, head_indices, source, layer, tau, residual, mode=chosen.trace_mode)
+        edges, influence = chosen.draw(graph)
+        out = {**common, "view": view, "trace_mode": chosen.trace_mode, "source": source, "layer": layer,
+               "tau": tau, "tokens": tokens,
+               "edges": [[int(l), int(i), int(j), round(float(w), 6)] for l, i, j, w in np.asarray(edges)],
+               "influence": numbers(influence)}
+        if chosen.trace_mode == "any_head":
+            out["edge_heads"] = edge_heads(selected, graph.trace, head_indices is None and pairs is not None)
+        return out
     traced = analysis.trace(selected, source=source, layer=layer, tau=tau, heads=head_indices)
     return {**common, "source": traced.source, "layer": traced.layer, "tau": traced.tau, "tokens": tokens,
             "reached": [traced.tokens_at(level).tolist() for level in range(traced.reached.shape[0])],
             "edges": [[int(e["layer"]), int(e["from_pos"]), int(e["to_pos"]), round(float(e["weight"]), 6)]
                       for e in traced.edges],
             "influence": numbers(traced.influence)}
+
+
+def edge_heads(selected: np.ndarray, traced: analysis.Trace, averaged: bool) -> list[list[int]] | None:
+    """Per edge of a per-head trace, the selected heads whose own weight passes tau, strongest first.
+
+    None when the selection differs between layers (``averaged``): each layer's selected heads were
+    averaged into one, so there are no single heads to name.
+    """
+    if averaged or traced.edge_heads is None:
+        return None
+    heads = np.asarray(traced.heads)
+    out = []
+    for edge, passing in zip(traced.edges, traced.edge_heads):
+        weights = selected[int(edge["layer"]), heads, int(edge["from_pos"]), int(edge["to_pos"])]
+        order = np.argsort(-weights, kind="stable")
+        out.append([int(heads[k]) for k in order if passing[k]])
+    return out
 
 
 def head_selection(attention: np.ndarray, pairs: list[tuple[int, int]] | None) -> tuple[np.ndarray, list[int] | None]:
@@ -388,8 +453,14 @@ def _mean_over_heads(attention: np.ndarray, pairs: list[tuple[int, int]] | None)
 def compare_impl(name: str, entry: OpenRun, other_name: str, other: OpenRun, cache: AttentionCache, *,
                  step: int, other_step: int, example: int | None = None, stream: str | None = None,
                  tau: float = DEFAULT_TAU, source: int | None = None, heads: list | None = None,
-                 k: int = DEFAULT_MOST_CHANGED) -> dict:
-    """/compare: head change measures between two snapshots, and the comparison trace of one example."""
+                 k: int = DEFAULT_MOST_CHANGED, mode: str = "mean", display: Display = Display()) -> dict:
+    """/compare: head change measures between two snapshots, and the comparison trace of one example.
+
+    The comparison trace follows ``mode`` (:data:`~attnflows_callback.analysis.TRACE_MODES`: the
+    per-head graph with ``"any_head"``) on the attention as ``display`` shows it, in both snapshots.
+    """
+    if mode not in analysis.TRACE_MODES:
+        raise BadRequest(f"parameter 'mode' must be one of {list(analysis.TRACE_MODES)}")
     if entry.run.probe_id != other.run.probe_id:
         raise BadRequest("the two runs were recorded on different probe sets; only runs with the same probe id compare")
     stream = check_stream(entry, stream)
@@ -424,13 +495,17 @@ def compare_impl(name: str, entry: OpenRun, other_name: str, other: OpenRun, cac
         b = read_attention(other, cache, example, other_step, stream)
         if stream in CROSS_STREAMS or a.shape[-1] != a.shape[-2]:
             raise BadRequest("the comparison trace needs self-attention; the stream is cross-attention")
-        tokens, _ = entry.run.stream_tokens(example, stream)
         length = a.shape[-1]
-        source = classification_source(entry, length) if source is None else check_index(source, length, "source")
+        shown_a = shown_attention(entry, example, stream, a, display)
+        shown_b = shown_attention(entry, example, stream, b, display)
+        a, b, tokens = shown_a.attention, shown_b.attention, shown_a.labels
+        source = shown_a.unit_of(classification_source(entry, length)) if source is None \
+            else check_index(source, len(tokens), "source")
         a, head_indices = head_selection(a, pairs)
         b, _ = head_selection(b, pairs)
-        traced = analysis.compare_trace(a, b, source=source, tau=tau, heads=head_indices)
-        out["trace"] = {"source": source, "tau": tau, "tokens": tokens,
+        traced = analysis.compare_trace(a, b, source=source, tau=tau, heads=head_indices, mode=mode)
+        out["trace"] = {"source": source, "tau": tau, "tokens": tokens, "mode": mode,
+                        "display": shown_a.info,
                         "edges": [[int(e["layer"]), int(e["from_pos"]), int(e["to_pos"]),
                                    round(float(e["weight_first"]), 6), round(float(e["weight_second"]), 6), str(label)]
                                   for e, label in zip(traced.edges, traced.labels)]}

@@ -26,3 +26,8 @@ from attnflows_callback.limits import (  # noqa: E402,F401
 
 RUN_TABLE_TTL_S = 2.0  # how long TensorBoard's run list is reused before asking again
 SETTLE_S = 2.0  # a directory changed this recently is re-checked on every request (coarse mtimes)
+
+# What-changed routes (/aggregate, /explain, /lifetimes): each answer stays small whatever the run.
+MAX_LIFETIME_EDGES = 200  # /lifetimes: edges of the current graph given a strip, the strongest first
+MAX_LIFETIME_STEPS = 64  # /lifetimes: snapshots traced, spread evenly over the run (first, last and current kept)
+MAX_AGGREGATE_WORDS = 24  # /aggregate: words listed, largest change in influence first

@@ -27,7 +27,7 @@ from attnflows_callback.lru import LRU
 from attnflows_callback.schema import DATA_DIRNAME
 from attnflows_callback.store import dead_writer
 
-from . import api, metadata, params, registry
+from . import api, changes, display, metadata, params, registry
 from .errors import ApiError, MethodNotAllowed, NotFound, describe, neutralise_bidi
 from .runs import ActiveRuns, AttentionCache, RunCache, RunCatalog, files_signature, settled
 
@@ -74,6 +74,12 @@ class AttentionFlowsLoader(base_plugin.TBLoader):
         except Exception:  # noqa: BLE001 - never break TensorBoard's start-up
             logger.exception("attnflows: the Attention Flows plugin could not start; TensorBoard runs without it")
             return None
+
+
+def _view_options(args) -> dict:
+    """The view transform of /aggregate and /explain: special tokens (default) and punctuation dropped as targets."""
+    return {"drop_special": params.flag(args, "drop_special", default=True),
+            "drop_punctuation": params.flag(args, "drop_punctuation", default=False)}
 
 
 class PreparedJson(bytes):
@@ -150,6 +156,9 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
             "/flow": self._serve_flow,
             "/compare": self._serve_compare,
             "/registries": self._serve_registries,
+            "/aggregate": self._serve_aggregate,
+            "/explain": self._serve_explain,
+            "/lifetimes": self._serve_lifetimes,
             metadata.ES_MODULE_PATH: self._serve_index,
             "/static/*": self._serve_static,
         }
@@ -220,7 +229,7 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
         args = request.args
         name = params.text(args, "run", required=True)
         query = dict(**params.snapshot(args), layer=params.integer(args, "layer", high=4096),
-                     head=params.integer(args, "head", high=4096))
+                     head=params.integer(args, "head", high=4096), display=display.parse(args))
         return api.attention_impl(name, self._open(request, name), self.attention, **query)
 
     @_route
@@ -252,7 +261,7 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
                      tau=params.real(args, "tau", low=0.0, high=1.0, default=api.DEFAULT_TAU),
                      heads=params.heads(args),
                      residual=params.flag(args, "residual", default=True),
-                     view=params.text(args, "view"))
+                     view=params.text(args, "view"), display=display.parse(args))
         if query["method"] not in api.FLOW_METHODS:
             raise MethodNotAllowed(f"method must be one of {list(api.FLOW_METHODS)}")
         return api.flow_impl(name, self._open(request, name), self.attention, **query)
@@ -273,12 +282,51 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
                      tau=params.real(args, "tau", low=0.0, high=1.0, default=api.DEFAULT_TAU),
                      source=params.integer(args, "source", high=1 << 20),
                      heads=params.heads(args),
-                     k=params.integer(args, "k", high=metadata.MAX_MOST_CHANGED))
+                     k=params.integer(args, "k", high=metadata.MAX_MOST_CHANGED),
+                     mode=params.text(args, "mode") or "mean", display=display.parse(args))
         if query["k"] is None:
             query["k"] = api.DEFAULT_MOST_CHANGED
         entry = self._open(request, name)
         other = entry if other_name == name else self._open(request, other_name)
         return api.compare_impl(name, entry, other_name, other, self.attention, **query)
+
+    @_route
+    def _serve_aggregate(self, request):
+        args = request.args
+        name = params.text(args, "run", required=True)
+        query = dict(step=params.integer(args, "step", required=True),
+                     selection=params.text(args, "selection") or "all", stream=params.text(args, "stream"),
+                     **_view_options(args))
+        entry = self._open(request, name)
+        return self._prepared(entry, ("aggregate", name, tuple(sorted(query.items()))),
+                              lambda: changes.aggregate_impl(name, entry, **query))
+
+    @_route
+    def _serve_explain(self, request):
+        args = request.args
+        name = params.text(args, "run", required=True)
+        query = dict(example=params.integer(args, "example", required=True), step=params.integer(args, "step"),
+                     stream=params.text(args, "stream"),
+                     tau=params.real(args, "tau", low=0.0, high=1.0, default=api.DEFAULT_TAU),
+                     mode=params.text(args, "mode") or "mean", **_view_options(args))
+        entry = self._open(request, name)
+        return self._prepared(entry, ("explain", name, tuple(sorted(query.items()))),
+                              lambda: changes.explain_impl(name, entry, **query))
+
+    @_route
+    def _serve_lifetimes(self, request):
+        args = request.args
+        name = params.text(args, "run", required=True)
+        heads = params.heads(args)
+        query = dict(**params.snapshot(args), view=params.text(args, "view") or "raw",
+                     source=params.integer(args, "source", high=1 << 20),
+                     layer=params.integer(args, "layer", high=4096),
+                     tau=params.real(args, "tau", low=0.0, high=1.0, default=api.DEFAULT_TAU),
+                     residual=params.flag(args, "residual", default=True))
+        entry = self._open(request, name)
+        key = ("lifetimes", name, tuple(sorted(query.items())), None if heads is None else tuple(heads))
+        return self._prepared(entry, key, lambda: changes.lifetimes_impl(name, entry, self.attention, heads=heads,
+                                                                         **query))
 
     # ---------------------------------------------------------------- static
     @wrappers.Request.application

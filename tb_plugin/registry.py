@@ -14,9 +14,9 @@ Recipe (docs/extending.md): write the maths as a pure function in
 
 Example:
     >>> [m.name for m in FLOW_METHODS.values()]
-    ['raw', 'rollout', 'flow']
+    ['raw', 'rollout', 'flow', 'per_head']
     >>> sorted(registries_impl())
-    ['colour_by', 'flow_methods', 'head_metrics']
+    ['colour_by', 'display', 'flow_methods', 'head_metrics']
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ import numpy as np
 
 from attnflows_callback import analysis
 
+from . import display
+
 
 @dataclass(frozen=True)
 class Graph:
@@ -36,7 +38,8 @@ class Graph:
 
     ``attention`` is ``[L, H, T, T]``, ``heads`` the head indices to average (None: all of
     ``attention``'s heads), ``source`` and ``layer`` the resolved start of the flow, ``tau`` the
-    request's threshold and ``residual`` its residual flag. ``trace`` is the
+    request's threshold and ``residual`` its residual flag, ``mode`` the trace mode of the method
+    (:data:`~attnflows_callback.analysis.TRACE_MODES`). ``trace`` is the
     :class:`~attnflows_callback.analysis.Trace` from there, computed only if a method asks for it.
     """
 
@@ -46,10 +49,12 @@ class Graph:
     layer: int
     tau: float
     residual: bool
+    mode: str = "mean"
 
     @functools.cached_property
     def trace(self) -> analysis.Trace:
-        return analysis.trace(self.attention, source=self.source, layer=self.layer, tau=self.tau, heads=self.heads)
+        return analysis.trace(self.attention, source=self.source, layer=self.layer, tau=self.tau, heads=self.heads,
+                              mode=self.mode)
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,9 @@ class FlowMethod:
             one selected (a method whose values are not a per-token total names another).
         needs_classification_head: only offered for runs with a classifier's logits.
         per_example: computed from one example's attention (every flow method so far).
+        trace_mode: how the method's trace passes tau (:data:`~attnflows_callback.analysis.TRACE_MODES`):
+            ``"any_head"`` draws the per-head graph, whose edges carry the heads that pass tau, and the
+            comparison overlay traces the same way.
     """
 
     name: str
@@ -74,11 +82,13 @@ class FlowMethod:
     token_influence: str = ""
     needs_classification_head: bool = False
     per_example: bool = True
+    trace_mode: str = "mean"
 
     def served(self) -> dict:
         return {"name": self.name, "label": self.label, "influence_label": self.influence_label,
                 "token_influence": self.token_influence or self.name,
-                "needs_classification_head": self.needs_classification_head, "per_example": self.per_example}
+                "needs_classification_head": self.needs_classification_head, "per_example": self.per_example,
+                "trace_mode": self.trace_mode}
 
 
 def _trace_edges(graph: Graph) -> np.ndarray:
@@ -109,6 +119,8 @@ def register_flow_method(method: FlowMethod) -> FlowMethod:
     """Add ``method`` to the menu (after the others); its name must be new and URL-safe."""
     if not isinstance(method, FlowMethod):
         raise TypeError(f"method must be a FlowMethod, got {type(method).__name__}")
+    if method.trace_mode not in analysis.TRACE_MODES:
+        raise ValueError(f"trace_mode must be one of {list(analysis.TRACE_MODES)}, got {method.trace_mode!r}")
     if not method.name.isidentifier() or method.name in FLOW_METHODS or method.name == "trace":
         raise ValueError(f"method name must be a new identifier other than 'trace' and {sorted(FLOW_METHODS)}, "
                          f"got {method.name!r}")
@@ -120,6 +132,9 @@ register_flow_method(FlowMethod("raw", "raw attention", _raw, "traced attention 
                                 token_influence="rollout"))  # raw attention has no per-token total
 register_flow_method(FlowMethod("rollout", "rollout", _rollout, "rollout from the source at layer {layer}"))
 register_flow_method(FlowMethod("flow", "max-flow", _max_flow, "max-flow from the source"))
+register_flow_method(FlowMethod("per_head", "per-head graph (any head ≥ τ)", _raw,
+                                "influence over the per-head graph",
+                                trace_mode="any_head"))
 
 
 @dataclass(frozen=True)
@@ -168,7 +183,8 @@ COLOUR_BY = tuple(name for name, metric in HEAD_METRICS.items() if metric.colour
 
 
 def registries_impl() -> dict:
-    """/registries: the flow methods, head metrics and colour-by options, in menu order."""
+    """/registries: the flow methods, head metrics, colour-by options and display options, in menu order."""
     return {"flow_methods": [m.served() for m in FLOW_METHODS.values()],
             "head_metrics": [m.served() for m in HEAD_METRICS.values()],
-            "colour_by": list(COLOUR_BY)}
+            "colour_by": list(COLOUR_BY),
+            "display": display.served()}

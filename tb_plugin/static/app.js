@@ -5,6 +5,7 @@ import {clear, el, message} from "./dom.js";
 import {POLL_MS} from "./limits.js";
 import {Tooltip} from "./panel.js";
 import {Picker} from "./picker.js";
+import {DisplayBar, displayChoices, resolveDisplay} from "./display.js";
 import {DEFAULTS, Store, headSet, readHash, writeHash} from "./state.js";
 import {arrange} from "./view.js";
 import {VIEWS} from "./views.js";
@@ -15,7 +16,8 @@ class App {
     this.root = root;
     this.registries = registries;
     this.colourBy = registries.colour_by.map((name) => this.headMetric(name));
-    this.store = new Store(readHash({method: registries.flow_methods.map((m) => m.name), metric: registries.colour_by}));
+    this.store = new Store(readHash({method: registries.flow_methods.map((m) => m.name), metric: registries.colour_by,
+      ...displayChoices(registries)}));
     this.runs = [];
     this.probe = null;
     this.summary = null;
@@ -31,7 +33,8 @@ class App {
     this.views = Object.fromEntries(VIEWS.map((View) => [View.id, new View(this)]));
     this.banners = el("div", {class: "af-banners"});
     this.grid = el("div", {class: "af-grid"}, arrange(Object.values(this.views)));
-    this.main = el("main", {class: "af-main"}, [this.banners, this.grid]);
+    this.displayBar = new DisplayBar(this);
+    this.main = el("main", {class: "af-main"}, [this.banners, this.displayBar.root, this.grid]);
     root.append(this.picker.root, this.main);
     this.store.subscribe((changed) => this.onChange(changed));
     document.addEventListener("keydown", (e) => this.onKey(e));
@@ -49,6 +52,11 @@ class App {
   /** The registry entry of a flow method (from /registries). */
   flowMethod(name) {
     return this.registries.flow_methods.find((m) => m.name === name) || this.registries.flow_methods[0];
+  }
+
+  /** The display options sent to the routes (targets, units), "auto" resolved for the current run. */
+  get display() {
+    return resolveDisplay(this.state, this.run);
   }
 
   /** The registry entry of a head metric (from /registries). */
@@ -212,7 +220,7 @@ class App {
     if (JSON.stringify(this.runs) === before) return;
     if (!this.run && this.runs.length) {
       this.store.state.run = this.runs[0].run;
-      clear(this.main).append(this.banners, this.grid);
+      clear(this.main).append(this.banners, this.displayBar.root, this.grid);
     }
     forget();
     await this.track(this.loadRun());
@@ -282,6 +290,7 @@ class App {
 
   refresh(changed) {
     this.picker.update(changed);
+    this.displayBar.update();
     if (changed.has("data")) this.renderBanners();
     if (!this.probe || !this.summary) return;
     this.prefetchGeneration++;

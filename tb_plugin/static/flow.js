@@ -3,6 +3,7 @@
 
 import {get} from "./api.js";
 import {OVERLAY, css, sequential} from "./colormaps.js";
+import {categoryColour, displayLegend, wrapLines} from "./display.js";
 import {el, fmt, select} from "./dom.js";
 import {colorbar, swatches} from "./legend.js";
 import {MAX_EDGES_DRAWN as MAX_EDGES} from "./limits.js";
@@ -20,7 +21,8 @@ const SOURCE = "#f57c00";
 export class FlowView extends CanvasView {
   static id = "flow";
   static title = "Attention flow";
-  static depends = ["data", "run", "example", "step", "method", "tau", "source", "layer", "heads", "overlay", "other"];
+  static depends = ["data", "run", "example", "step", "method", "tau", "source", "layer", "heads", "overlay", "other",
+    "targets", "units", "edges"];
   static slot = "main";
 
   constructor(app) {
@@ -37,12 +39,15 @@ export class FlowView extends CanvasView {
     this.tau.addEventListener("change", () => app.store.set({tau: Number(this.tau.value)}));
     this.overlay = select(OVERLAYS, s.overlay, (overlay) => app.store.set({overlay}),
       {"aria-label": "Comparison overlay", "data-control": "overlay"});
+    this.edgeColour = select(app.registries.display.edge_colours, s.edges, (edges) => app.store.set({edges}),
+      {"aria-label": "Edge colour", "data-control": "edges"});
     this.reset = el("button", {class: "af-btn", text: "Trace from [CLS]", title: "Trace from the classification token",
       onclick: () => app.store.set({source: -1, layer: -1})});
     this.panel.controls.append(
       el("label", {class: "af-ctl"}, ["method ", this.method]),
       el("label", {class: "af-ctl"}, [this.tauLabel, this.tau]),
       el("label", {class: "af-ctl"}, [this.overlay]),
+      this.edgeLabel = el("label", {class: "af-ctl"}, [this.edgeColour]),
       this.reset,
     );
   }
@@ -65,25 +70,29 @@ export class FlowView extends CanvasView {
     const source = s.source >= 0 ? s.source : null;
     const layer = s.layer >= 0 ? s.layer : null;
     // The server draws the method: its edges, its value per input token, and the resolved source and layer.
-    const trace = await get("flow", params({method: "trace", view: s.method, source, layer, tau: s.tau}));
+    const trace = await get("flow", params({method: "trace", view: s.method, source, layer, tau: s.tau, ...app.display}));
     const influence = trace.influence;
     const influenceLabel = app.flowMethod(s.method).influence_label.replace("{layer}", String(trace.layer));
-    let edges = trace.edges.map(([l, i, j, w]) => ({l, i, j, w, cls: null}));
+    let edges = trace.edges.map(([l, i, j, w], k) => ({l, i, j, w, cls: null, heads: trace.edge_heads?.[k] || null}));
     let overlay = null;
     if (s.overlay === "pretrained" || (s.overlay === "run" && app.otherRun)) {
       const other = s.overlay === "run" ? app.otherRun : app.run;
       const otherStep = s.overlay === "run" ? app.nearestStep(other.steps, step) : app.preStep;
       const cmp = await get("compare", {run: s.run, step, other_run: other.run, other_step: otherStep,
-        example: app.example, stream: app.stream, tau: s.tau, source, heads: app.flowHeads});
+        example: app.example, stream: app.stream, tau: s.tau, source, heads: app.flowHeads,
+        mode: app.flowMethod(s.method).trace_mode, ...app.display});
       const first = s.overlay === "run" ? `only in ${s.run}` : `only at step ${step}`;
       const second = s.overlay === "run" ? `only in ${other.run} (step ${otherStep})` : `only pre-trained (step ${otherStep})`;
       overlay = {first, second};
       edges = (cmp.trace?.edges || []).map(([l, i, j, wa, wb, cls]) => ({l, i, j, w: Math.max(wa || 0, wb || 0), wa, wb, cls}));
     }
+    const perHead = trace.trace_mode === "any_head";
+    const colourBy = perHead && !overlay ? (s.edges === "head" && trace.edge_heads ? "head" : "layer") : null;
     const example = app.probe.examples[app.example];
     const segments = segmentsFor(example, trace.tokens,
-      trace.sequence_ids || unitSegmentIds(example.sequence_ids, trace.display?.units));
-    return {trace, tokens: trace.tokens, influence, influenceLabel, edges, overlay, segments};
+      trace.sequence_ids || unitSegmentIds(example.sequence_ids, trace.display?.unit_positions));
+    return {trace, tokens: trace.tokens, influence, influenceLabel, edges, overlay, perHead, colourBy, segments,
+      legend: displayLegend(trace.display, app.registries)};
   }
 
   prefetch(step) {
@@ -96,6 +105,8 @@ export class FlowView extends CanvasView {
     this.method.value = s.method;
     this.overlay.value = s.overlay;
     this.tau.value = String(s.tau);
+    this.edgeColour.value = s.edges;
+    this.edgeLabel.hidden = app.flowMethod(s.method).trace_mode !== "any_head";
     this.tauLabel.textContent = `τ ${s.tau.toFixed(3)}`;
     if (!app.run || !app.probe) return;
     if (app.tokens.length <= 1) {
@@ -109,7 +120,10 @@ export class FlowView extends CanvasView {
     if (app.layers === 1) notes.push("The model has one layer: the trace is a single step, and rollout equals the residual-adjusted attention.");
     if (s.overlay === "run" && !app.otherRun) notes.push("Pick run B in the run comparison to see the run overlay.");
     const heads = headSet(s);
-    notes.push(heads.size ? `Heads: ${[...heads].join(", ")} (click heads in the grid to change).` : "Heads: all, averaged.");
+    const perHead = this.data.perHead;
+    notes.push(heads.size ? `Heads: ${[...heads].join(", ")} (click heads in the grid to change).`
+      : perHead ? "Heads: all, each tested on its own (an edge when any head's weight reaches τ)." : "Heads: all, averaged.");
+    if (perHead && this.data.overlay) notes.push("The overlay colours edges by comparison; choose no overlay to colour them by head or layer.");
     if (!this.data.edges.length) notes.push(`No attention weight from the source reaches τ = ${s.tau}: lower τ to see paths.`);
     if (this.data.edges.length > MAX_EDGES) notes.push(`Showing the ${MAX_EDGES} strongest of ${this.data.edges.length} edges: raise τ to see fewer.`);
     this.panel.setNote(notes.join(" "));
@@ -130,7 +144,7 @@ export class FlowView extends CanvasView {
   size(width) {
     if (!this.data) return {width, height: 100};
     const g = this.geometry(width);
-    return {width: g.width, height: g.labelTop + g.labelH + 56 + (this.data.segments ? 20 : 0)};
+    return {width: g.width, height: g.labelTop + g.labelH + 56 + (this.data.segments ? 20 : 0) + 16 * this.legendLines(g).length + (this.data.colourBy ? 16 * this.keyRows(g) : 0)};
   }
 
   x(g, i) {
@@ -143,7 +157,7 @@ export class FlowView extends CanvasView {
 
   draw(p, {width}) {
     const {app} = this;
-    const {tokens, edges, influence, trace, overlay, segments} = this.data;
+    const {tokens, edges, influence, trace, overlay, colourBy, segments} = this.data;
     const g = this.geometry(width);
     const source = trace.source ?? 0;
     const topLayer = trace.layer ?? g.L - 1;
@@ -162,10 +176,12 @@ export class FlowView extends CanvasView {
     const wMax = Math.max(1e-9, ...shown.map((e) => e.w));
     for (const e of shown) {
       const t = e.w / wMax;
-      const color = e.cls ? OVERLAY[e.cls] || EDGE : EDGE;
+      const color = e.cls ? OVERLAY[e.cls] || EDGE : this.edgeColourOf(e, colourBy);
       p.curve(this.x(g, e.i), this.y(g, e.l), this.x(g, e.j), this.y(g, e.l - 1),
         {stroke: color, width: 0.6 + 3.4 * t, alpha: 0.25 + 0.65 * t});
     }
+    const mark = this.highlight; // an edge hovered in the edge lifetimes (lifetimes.js)
+    if (mark) p.curve(this.x(g, mark.i), this.y(g, mark.l), this.x(g, mark.j), this.y(g, mark.l - 1), {stroke: SOURCE, width: 5, alpha: 0.9});
     // Nodes: reached positions are dark, the source is ringed.
     const reached = new Set([`${topLayer}:${source}`]);
     for (const e of shown) reached.add(`${e.l}:${e.i}`).add(`${e.l - 1}:${e.j}`);
@@ -190,14 +206,22 @@ export class FlowView extends CanvasView {
     tokens.forEach((tok, i) => {
       const label = fitText(tok, g.labelH - 6, {size: 11});
       const isSource = i === source && topLayer < 0;
+      const hidden = trace.display && !trace.display.keep[i]; // a hidden target: drawn, but greyed
       p.text(this.x(g, i) + 3, g.labelTop, label, {size: 11, rotate: -55, align: "right",
-        color: isSource ? SOURCE : "#212121"});
+        color: isSource ? SOURCE : hidden ? "#b0b0b0" : "#212121"});
     });
     // Legend.
-    const ly = g.labelTop + g.labelH + 14;
+    let ly = g.labelTop + g.labelH + 14;
+    for (const line of this.legendLines(g)) {
+      p.text(LEFT, ly, line, {size: 10, color: "#616161", baseline: "middle"});
+      ly += 16;
+    }
+    if (colourBy) ly = this.colourKey(p, ly, g, colourBy);
+    const edgeItem = colourBy ? "edge: a head ≥ τ (width ∝ the strongest)"
+      : "attention edge (width and opacity ∝ weight)";
     const items = overlay
       ? [["shared", OVERLAY.shared, "line"], [overlay.first, OVERLAY.first, "line"], [overlay.second, OVERLAY.second, "line"]]
-      : [["attention edge (width and opacity ∝ weight)", EDGE, "line"]];
+      : [[edgeItem, colourBy ? "#9e9e9e" : EDGE, "line"]];
     items.push(["reached token", "#37474f", "box"], ["not reached", "#cfd8dc", "box"], [`source: ${fitText(tokens[source], 80)}`, SOURCE, "box"]);
     const legendEnd = swatches(p, LEFT, ly, items, Math.max(200, width - LEFT - 200));
     if (segments) swatches(p, LEFT, Math.max(legendEnd + 8, ly + 36), segmentLegend(segments));
@@ -205,6 +229,34 @@ export class FlowView extends CanvasView {
       {min: 0, max: vMax, label: this.data.influenceLabel});
     this.geom = g;
     return g;
+  }
+
+  /** An edge's colour: the overlay's class, its strongest head's or its layer's colour, or the default blue. */
+  edgeColourOf(e, colourBy) {
+    if (colourBy === "head" && e.heads?.length) return categoryColour(e.heads[0], this.app.heads);
+    if (colourBy === "layer") return categoryColour(e.l, this.app.layers);
+    return EDGE;
+  }
+
+  /** The key of the head or layer colours; returns the next free y. */
+  colourKey(p, y, g, colourBy) {
+    const n = colourBy === "head" ? this.app.heads : this.app.layers;
+    const items = Array.from({length: n}, (_, k) => [`${colourBy === "head" ? "head" : "layer"} ${k}`, categoryColour(k, n), "line"]);
+    p.text(LEFT, y, colourBy === "head" ? "edge colour: its strongest head" : "edge colour: its layer",
+      {size: 10, color: "#616161", baseline: "middle"});
+    swatches(p, LEFT + 180, y, items, g.width - LEFT - RIGHT - 180);
+    return y + 16 * this.keyRows(g);
+  }
+
+  /** The display legend ("view: ...") broken into lines that fit the drawing. */
+  legendLines(g) {
+    return wrapLines(this.data.legend, g.width - LEFT - RIGHT - 40);
+  }
+
+  /** How many rows the colour key takes (about 70 px per swatch). */
+  keyRows(g) {
+    const n = this.data.colourBy === "head" ? this.app.heads : this.app.layers;
+    return Math.ceil((n * 70) / Math.max(70, g.width - LEFT - RIGHT - 180));
   }
 
   hitTest(x, y) {
@@ -228,7 +280,8 @@ export class FlowView extends CanvasView {
     if (this.data.segments) lines.push(describeSegment(this.data.segments, hit.i));
     const out = edges.filter((ed) => ed.l === hit.l && ed.i === hit.i).sort((a, b) => b.w - a.w).slice(0, 4);
     for (const ed of out) {
-      const detail = ed.cls ? ` (${ed.cls}: ${fmt.num(ed.wa)} / ${fmt.num(ed.wb)})` : "";
+      const detail = ed.cls ? ` (${ed.cls}: ${fmt.num(ed.wa)} / ${fmt.num(ed.wb)})`
+        : ed.heads ? ` (heads ${ed.heads.join(", ")} ≥ τ)` : "";
       lines.push(`→ ${tokens[ed.j]} ${fmt.num(ed.w)}${detail}`);
     }
     if (hit.l >= 0) lines.push("click to trace from this token");

@@ -2,6 +2,7 @@
 
 import {get} from "./api.js";
 import {diverging, sequential} from "./colormaps.js";
+import {displayLegend} from "./display.js";
 import {fmt} from "./dom.js";
 import {colorbar, swatches} from "./legend.js";
 import {fitText} from "./painter.js";
@@ -15,7 +16,7 @@ const BAND = 6; // a sentence pair's segment bands, along both axes of each map
 export class HeadDetail extends CanvasView {
   static id = "detail";
   static title = "Head detail";
-  static depends = ["data", "run", "example", "step", "detail"];
+  static depends = ["data", "run", "example", "step", "detail", "targets", "units"];
   static slot = "wide";
 
   constructor(app) {
@@ -91,7 +92,7 @@ export class HeadDetail extends CanvasView {
 
   /** A sentence pair's segments along both axes (segments.js); a transformed view's units map to them. */
   segments(example, header) {
-    const units = unitSegmentIds(example.sequence_ids, header.view?.units);
+    const units = unitSegmentIds(example.sequence_ids, header.view?.unit_positions);
     return {keySegments: segmentsFor(example, header.key_tokens, units),
       querySegments: segmentsFor(example, header.query_tokens, units)};
   }
@@ -99,7 +100,7 @@ export class HeadDetail extends CanvasView {
   params(step) {
     const {app} = this;
     const [layer, head] = app.detailHead.split(":").map(Number);
-    return {run: app.state.run, example: app.example, step, stream: app.stream, layer, head};
+    return {run: app.state.run, example: app.example, step, stream: app.stream, layer, head, ...app.display};
   }
 
   prefetch(step) {
@@ -122,12 +123,14 @@ export class HeadDetail extends CanvasView {
       ]);
       const example = app.probe.examples[app.example];
       return {pre: pre.values, cur: cur.values, tokens: cur.header.key_tokens, queryTokens: cur.header.query_tokens,
-        preStep: app.preStep, step: app.step, ...this.segments(example, cur.header)};
+        preStep: app.preStep, step: app.step, legend: displayLegend(cur.header.view, app.registries),
+        ...this.segments(example, cur.header)};
     };
     if (!(await this.load(request, `No attention for layer ${layer}, head ${head}.`))) return;
     const notes = [];
     if (!app.state.detail) notes.push("Showing the head that changed most at this step; click a head in the grid to choose.");
     if (this.data.tokens.length === 1) notes.push("This example has a single token: its attention to itself is 1.");
+    if (this.data.legend) notes.push(`${this.data.legend[0].toUpperCase()}${this.data.legend.slice(1)}.`);
     this.panel.setNote(notes.join(" "));
     this.panel.paint();
   }

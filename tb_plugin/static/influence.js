@@ -2,10 +2,11 @@
 
 import {get} from "./api.js";
 import {OVERLAY} from "./colormaps.js";
+import {displayLegend, wrapLines} from "./display.js";
 import {fmt} from "./dom.js";
 import {swatches} from "./legend.js";
 import {fitText} from "./painter.js";
-import {describeSegment, drawBands, drawBoundary, segmentLegend, segmentsFor} from "./segments.js";
+import {describeSegment, drawBands, drawBoundary, segmentLegend, segmentsFor, unitSegmentIds} from "./segments.js";
 import {CanvasView} from "./view.js";
 
 const LEFT = 52;
@@ -15,7 +16,7 @@ const PLOT = 150;
 export class TokenInfluence extends CanvasView {
   static id = "influence";
   static title = "Token influence";
-  static depends = ["data", "run", "example", "step", "method", "source", "layer", "heads"];
+  static depends = ["data", "run", "example", "step", "method", "source", "layer", "heads", "targets", "units", "tau"];
   static slot = "side";
 
   constructor(app) {
@@ -34,8 +35,8 @@ export class TokenInfluence extends CanvasView {
     const s = app.state;
     const body = await get("flow", {run: s.run, example: app.example, step, stream: app.stream, heads: app.flowHeads,
       method: "trace", view: this.shown.name, source: s.source >= 0 ? s.source : null,
-      layer: s.layer >= 0 ? s.layer : null, tau: s.tau});
-    return body.influence;
+      layer: s.layer >= 0 ? s.layer : null, tau: s.tau, ...app.display});
+    return body;
   }
 
   prefetch(step) {
@@ -49,8 +50,10 @@ export class TokenInfluence extends CanvasView {
     const shown = this.shown;
     const request = async () => {
       const [pre, cur] = await Promise.all([this.values(app.preStep), this.values(app.step)]);
-      return {pre, cur, tokens: app.tokens, step: app.step, preStep: app.preStep, what: shown.label,
-        segments: segmentsFor(app.probe.examples[app.example], app.tokens)};
+      const example = app.probe.examples[app.example];
+      const segments = segmentsFor(example, cur.tokens, unitSegmentIds(example.sequence_ids, cur.display?.unit_positions));
+      return {pre: pre.influence, cur: cur.influence, tokens: cur.tokens, step: app.step, preStep: app.preStep,
+        what: shown.label, keep: cur.display?.keep || null, legend: displayLegend(cur.display, app.registries), segments};
     };
     if (!(await this.load(request, "Token influence is unavailable."))) return;
     const s = app.state;
@@ -70,11 +73,12 @@ export class TokenInfluence extends CanvasView {
   size(width) {
     if (!this.data) return {width, height: 100};
     const g = this.geometry(width);
-    return {width: g.width, height: g.base + 96 + (this.data.segments ? 32 : 0)};
+    return {width: g.width, height: g.base + 96 + (this.data.segments ? 32 : 0) +
+      14 * wrapLines(this.data.legend, g.width - LEFT - 40).length};
   }
 
   draw(p, {width}) {
-    const {pre, cur, tokens, step, preStep, segments} = this.data;
+    const {pre, cur, tokens, step, preStep, keep, legend, segments} = this.data;
     const g = this.geometry(width);
     const vMax = Math.max(1e-9, ...pre, ...cur);
     for (const f of [0, 0.5, 1]) {
@@ -89,7 +93,8 @@ export class TokenInfluence extends CanvasView {
       const hc = (cur[i] / vMax) * PLOT;
       p.rect(cx - bw, g.base - hp, bw, hp, {fill: OVERLAY.second});
       p.rect(cx, g.base - hc, bw, hc, {fill: OVERLAY.first});
-      p.text(cx + 3, g.base + (segments ? 12 : 8), fitText(tok, 60, {size: 10}), {size: 10, rotate: -55, align: "right", color: "#424242"});
+      p.text(cx + 3, g.base + (segments ? 12 : 8), fitText(tok, 60, {size: 10}), {size: 10, rotate: -55, align: "right",
+        color: keep && !keep[i] ? "#b0b0b0" : "#424242"});
     });
     const at = (i) => LEFT + i * g.group;
     drawBands(p, segments, {at: (i) => at(i) + 1, cell: g.group - 2, across: g.base + 1, thickness: 4});
@@ -99,6 +104,9 @@ export class TokenInfluence extends CanvasView {
       [`step ${step}`, OVERLAY.first, "box"],
     ]);
     if (segments) swatches(p, LEFT, legendEnd + 8, segmentLegend(segments), g.width - LEFT);
+    wrapLines(legend, g.width - LEFT - 40).forEach((line, k) => {
+      p.text(LEFT, g.base + 100 + (segments ? 32 : 0) + 14 * k, line, {size: 10, color: "#616161", baseline: "middle"});
+    });
     this.geom = g;
   }
 

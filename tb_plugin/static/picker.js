@@ -102,6 +102,22 @@ export class Picker {
     return i === null || i === undefined ? "" : names && names[i] !== undefined ? String(names[i]) : String(i);
   }
 
+  /** The flip marks of one example: each step is a link that opens its explanation (explain.js). */
+  flipLinks(example, steps) {
+    const explain = this.app.views?.explain;
+    return el("span", {class: "af-flip", title: `prediction flipped at step ${steps.join(", ")}`}, ["⇄ ",
+      ...steps.flatMap((step, k) => [k ? ", " : null, explain ? el("button", {
+        class: "af-flip-link", text: String(step), "data-flip-step": step, "data-flip-example": example,
+        title: `explain why the prediction flipped at step ${step}`,
+        onclick: (e) => {
+          e.stopPropagation();
+          this.app.store.set({example, step, source: -1, layer: -1});
+          explain.open(example, step);
+        },
+        onkeydown: (e) => e.stopPropagation(), // Enter and Space press this button, not the example row
+      }) : String(step)])]);
+  }
+
   renderExamples() {
     const {app} = this;
     clear(this.exampleList);
@@ -132,8 +148,7 @@ export class Picker {
             title: "label"}) : null,
           el("span", {class: `af-chip af-pred${correct === false ? " af-wrong" : ""}`, text: predText,
             title: `prediction at step ${app.step}`}),
-          row.flips.length ? el("span", {class: "af-flip", text: `⇄ ${row.flips.join(", ")}`,
-            title: `prediction flipped at step ${row.flips.join(", ")}`}) : null,
+          row.flips.length ? this.flipLinks(ex.index, row.flips) : null,
         ]),
         ...exampleText(ex),
       ]);

@@ -18,6 +18,9 @@ export const DEFAULTS = Object.freeze({
   metric: "change", // a colour-by option served at /registries
   overlay: "none", // one of OVERLAYS
   q: "", // search over probe texts
+  targets: "auto", // hidden attention targets, served at /registries (display); auto: the run's default
+  units: "auto", // tokens or words, served at /registries (display); auto: the run's default
+  edges: "head", // how the per-head graph colours its edges, served at /registries (display)
 });
 
 // The flow view's comparison overlays: a view option, not an analysis, so it is listed here.

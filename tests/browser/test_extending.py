@@ -99,7 +99,8 @@ def test_a_registered_method_is_in_the_menu_and_drawn_from_the_server(browser, e
     try:
         frame = tab.open()
         menu = frame.locator('[data-control="method"] option')
-        assert menu.all_inner_texts() == ["raw attention", "rollout", "max-flow", "uniform share (toy)"]
+        assert menu.all_inner_texts() == ["raw attention", "rollout", "max-flow", "per-head graph (any head ≥ τ)",
+                                      "uniform share (toy)"]
         frame.locator('[data-control="method"]').select_option("uniform")
         tab.settle()
         data = frame.evaluate("() => window.attnflows.app.views.flow.data")

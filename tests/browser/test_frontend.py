@@ -111,7 +111,7 @@ def test_clicking_a_head_filters_the_flow(tab):
 
 def test_overlay_shows_shared_and_one_sided_edges(tab):
     frame = tab.open()
-    tab.set_state({"run": OVERLAY_RUN})
+    tab.set_state({"run": OVERLAY_RUN, "targets": "none", "units": "tokens"})  # raw attention: all three kinds at tau 0.1
     frame.locator('[data-control="overlay"]').select_option("pretrained")
     tab.settle()
     classes = frame.evaluate("() => [...new Set(window.attnflows.app.views.flow.data.edges.map(e => e.cls))].sort()")

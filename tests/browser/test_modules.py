@@ -47,5 +47,32 @@ def test_a_view_that_breaks_the_contract_is_refused_with_what_is_missing(tab):
     """)
     assert result["messages"] == ["NoSlot.slot must be one of wide, main, side, got undefined",
                                   "Plain must extend CanvasView (view.js)"]
-    assert result["ids"] == ["timeline", "flow", "heads", "detail", "influence", "compare"]
-    assert result["slots"] == ["wide", "main", "side", "wide", "side", "wide"]
+    assert result["ids"] == ["timeline", "lifetimes", "flow", "heads", "detail", "influence", "aggregate", "explain",
+                             "compare"]
+    assert result["slots"] == ["wide", "wide", "main", "side", "wide", "side", "wide", "wide", "wide"]
+
+
+def test_display_module_resolves_auto_to_the_runs_default_and_words_the_legend(tab):
+    result = run_module(tab, """
+        const {displayChoices, displayLegend, resolveDisplay, wrapLines} = await load("display.js");
+        const registries = await (await fetch("/data/plugin/attnflows/registries")).json();
+        const run = {view_default: {targets: "special_punct", units: "words"}};
+        const info = {targets: "special", units: "words", hidden_mass: 0.5, roles: [], keep: []};
+        return {
+          choices: displayChoices(registries),
+          auto: resolveDisplay({targets: "auto", units: "auto"}, run),
+          chosen: resolveDisplay({targets: "none", units: "auto"}, run),
+          noRun: resolveDisplay({targets: "auto", units: "auto"}, null),
+          legend: displayLegend(info, registries),
+          raw: displayLegend(null, registries),
+          lines: wrapLines("one two three four", 1).length,
+        };
+    """)
+    assert result["choices"] == {"targets": ["auto", "none", "special", "special_punct"],
+                                 "units": ["auto", "tokens", "words"], "edges": ["head", "layer"]}
+    assert result["auto"] == {"targets": "special_punct", "units": "words"}
+    assert result["chosen"] == {"targets": "none", "units": "words"}
+    assert result["noRun"] == {"targets": "none", "units": "tokens"}
+    assert result["legend"] == ("view: hide special tokens as targets, rows renormalised (50.0% of raw attention hidden); "
+                                "word pieces merged into words")
+    assert result["raw"] == "" and result["lines"] == 4

@@ -103,10 +103,10 @@ def test_lightning_checkpoint_at_global_step_n_recomputes_snapshot_n_under_gradi
     trainer = L.Trainer(default_root_dir=str(tmp_path), accelerator="cpu", devices=1, max_steps=4,
                         accumulate_grad_batches=2, enable_progress_bar=False, enable_model_summary=False,
                         logger=False, num_sanity_val_steps=0,
-                        callbacks=[AttentionFlowsCallback(PAIRS, **schedule(every_n_steps=1)), saver])
+                        callbacks=[recording := AttentionFlowsCallback(PAIRS, **schedule(every_n_steps=1)), saver])
     module = PairClassifier()
     trainer.fit(module, torch.utils.data.DataLoader(pair_examples(), batch_size=2))
-    run_dir = Path(trainer.log_dir)
+    run_dir = Path(recording.run_dir)  # without a logger: a new default_root_dir/lightning_logs/version_N
     saved = sorted(checkpoints.glob("step=*.ckpt"))
     assert [p.name for p in saved] == ["step=2.ckpt", "step=4.ckpt"]
     with open_run(run_dir) as run:

@@ -212,9 +212,17 @@ def test_demo_serves_tensorboard_with_the_attention_flows_tab(tiny_model_dir, tm
             url = found.group(0) if found else None
         assert url and url.endswith("/#attnflows"), url
         base = url.split("#")[0].replace("localhost", "127.0.0.1")
-        with urllib.request.urlopen(base + "data/plugins_listing", timeout=30) as response:
-            listing = json.loads(response.read())
-        assert "attnflows" in listing and listing["attnflows"]["enabled"]
+        # The tab is enabled once the plugin's background scan has seen the run (it rescans every 2 s
+        # until one is found): poll, as TensorBoard's page does on each reload.
+        enabled = False
+        deadline = time.monotonic() + 60
+        while not enabled and time.monotonic() < deadline:
+            with urllib.request.urlopen(base + "data/plugins_listing", timeout=30) as response:
+                listing = json.loads(response.read())
+            enabled = "attnflows" in listing and listing["attnflows"]["enabled"]
+            if not enabled:
+                time.sleep(0.5)
+        assert enabled, listing.get("attnflows")
         with urllib.request.urlopen(base + "data/runs", timeout=30) as response:
             assert any(name.startswith("plain_loop-") for name in json.loads(response.read()))
     finally:

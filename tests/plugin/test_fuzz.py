@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from .conftest import GOOD_RUNS, HOSTILE_RUNS, PREFIX
 
-ROUTES = ("runs", "probe", "attention", "summary", "heads", "flow", "compare", "index.js", "static/api.js",
+ROUTES = ("runs", "probe", "attention", "summary", "heads", "flow", "compare", "aggregate", "explain", "lifetimes",
+          "index.js", "static/api.js",
           "static/../plugin.py", "static/%2e%2e/runs.py")
 NAMES = list(GOOD_RUNS) + list(HOSTILE_RUNS) + [
     "", ".", "..", "../", "%2e%2e", "%2e%2e/outside", "..%2foutside", "/etc/passwd", "C:\\x", "sweep\\lr_1",
@@ -33,6 +34,10 @@ QUERY = st.fixed_dictionaries({}, optional={
     "heads": st.one_of(st.sampled_from(["0:1,1:2", "1", "0:99", "x", ",", "0:", ":1", "1:1:1"]),
                        st.lists(st.integers(0, 5).map(str), max_size=6).map(",".join), st.text(max_size=12)),
     "residual": st.sampled_from(["0", "1", "true", "maybe", ""]),
+    "selection": st.one_of(st.sampled_from(["all", "flipped", "class:0", "class:9", "class:", "class:-1", ""]),
+                           st.text(max_size=10)),
+    "mode": st.one_of(st.sampled_from(["mean", "any_head", ""]), st.text(max_size=8)),
+    "view": st.one_of(st.sampled_from(["raw", "rollout", "flow", "trace", ""]), st.text(max_size=8)),
 })
 
 

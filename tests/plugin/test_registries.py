@@ -26,9 +26,12 @@ def graph(client, view, **params):
 def test_registries_serve_the_menus_in_order_with_what_each_entry_needs(client):
     body = get(client, "registries").json
     assert [(m["name"], m["label"]) for m in body["flow_methods"]] == [
-        ("raw", "raw attention"), ("rollout", "rollout"), ("flow", "max-flow")]
+        ("raw", "raw attention"), ("rollout", "rollout"), ("flow", "max-flow"),
+        ("per_head", "per-head graph (any head ≥ τ)")]
     assert {m["name"]: m["token_influence"] for m in body["flow_methods"]} == {
-        "raw": "rollout", "rollout": "rollout", "flow": "flow"}
+        "raw": "rollout", "rollout": "rollout", "flow": "flow", "per_head": "per_head"}
+    assert {m["name"]: m["trace_mode"] for m in body["flow_methods"]} == {
+        "raw": "mean", "rollout": "mean", "flow": "mean", "per_head": "any_head"}
     assert body["colour_by"] == ["change", "entropy", "pattern", "importance"]
     by_name = {m["name"]: m for m in body["head_metrics"]}
     assert by_name["importance"]["needs_classification_head"] and by_name["pattern"]["categorical"]
@@ -89,7 +92,7 @@ def toy_method():
 
 def test_a_registered_method_is_served_in_the_menu_and_drawn_by_the_server(client, toy_method):
     names = [m["name"] for m in get(client, "registries").json["flow_methods"]]
-    assert names == ["raw", "rollout", "flow", "uniform"]
+    assert names == ["raw", "rollout", "flow", "per_head", "uniform"]
     body = graph(client, "uniform")
     length = len(body["tokens"])
     assert body["influence"] == pytest.approx([1 / length] * length)
