@@ -77,7 +77,14 @@ class AttentionFlowsLoader(base_plugin.TBLoader):
 
 
 def _view_options(args) -> dict:
-    """The view transform of /aggregate and /explain: special tokens (default) and punctuation dropped as targets."""
+    """The view transform of /aggregate and /explain: special tokens (default) and punctuation dropped as targets.
+
+    ``targets`` (the display option of /flow, /compare and /attention, see display.py) sets both at
+    once and wins over ``drop_special`` / ``drop_punctuation``, so the tab sends one vocabulary.
+    """
+    if params.text(args, "targets") is not None:
+        _, drop_special, drop_punctuation = display.TARGETS[display.parse(args).targets]
+        return {"drop_special": drop_special, "drop_punctuation": drop_punctuation}
     return {"drop_special": params.flag(args, "drop_special", default=True),
             "drop_punctuation": params.flag(args, "drop_punctuation", default=False)}
 

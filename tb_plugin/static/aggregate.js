@@ -18,7 +18,7 @@ const WORD_ROW = 18;
 export class AcrossExamples extends CanvasView {
   static id = "aggregate";
   static title = "Across examples";
-  static depends = ["data", "run", "step", "heads"];
+  static depends = ["data", "run", "step", "heads", "targets"];
   static slot = "wide";
 
   constructor(app) {
@@ -46,7 +46,8 @@ export class AcrossExamples extends CanvasView {
 
   fetch(step) {
     const {app} = this;
-    return get("aggregate", {run: app.state.run, step, selection: this.selection.value, stream: app.stream});
+    return get("aggregate", {run: app.state.run, step, selection: this.selection.value, stream: app.stream,
+      targets: app.display.targets});
   }
 
   prefetch(step) {

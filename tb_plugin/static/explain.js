@@ -20,7 +20,7 @@ const BAR = "#455a64";
 export class FlipExplanation extends CanvasView {
   static id = "explain";
   static title = "Why did it flip?";
-  static depends = ["data", "run"];
+  static depends = ["data", "run", "targets"];
   static slot = "wide";
 
   constructor(app) {
@@ -53,7 +53,8 @@ export class FlipExplanation extends CanvasView {
       return;
     }
     const {example, step} = this.target;
-    const fetch = () => get("explain", {run: app.state.run, example, step, stream: app.stream, tau: app.state.tau});
+    const fetch = () => get("explain", {run: app.state.run, example, step, stream: app.stream, tau: app.state.tau,
+      targets: app.display.targets});
     if (!(await this.load(fetch, `Example #${example} at step ${step} cannot be explained.`))) return;
     const d = this.data;
     this.panel.setNote(`The same answer as \`attnflows explain RUN --example ${example} --step ${step}\`` +

@@ -120,6 +120,12 @@ def test_explain_and_aggregate_take_the_view_options_of_attnflows_explain(flip_c
     assert any(w["word"] == "[CLS]" and w["shown"] for w in body["words"])
     raw = ok(get(flip_client, "aggregate", run="flip", step=20, drop_special="0", drop_punctuation="1"))
     assert raw["view"] == {"drop_special": False, "drop_punctuation": True}
+    # The tab sends the display option of the other routes: targets=none is raw, special_punct drops both.
+    assert ok(get(flip_client, "aggregate", run="flip", step=20, targets="none"))["view"] == \
+        {"drop_special": False, "drop_punctuation": False}
+    assert ok(get(flip_client, "explain", run="flip", example=0, targets="special_punct"))["view"]["drop_punctuation"]
+    assert "'targets' must be one of ['none', 'special', 'special_punct']" in error(
+        get(flip_client, "aggregate", run="flip", step=20, targets="magic"), 400)
     assert "'drop_special' must be 0 or 1" in error(get(flip_client, "explain", run="flip", example=0,
                                                         drop_special="maybe"), 400)
 
