@@ -11,8 +11,6 @@ import json
 import lzma
 import os
 import shutil
-import subprocess
-import sys
 import time
 import urllib.parse
 from pathlib import Path
@@ -25,7 +23,7 @@ from attnflows_callback.store import COMPACT_ENCODE_FILTERS
 from tests.helpers import PROBE_LABELS, PROBE_TEXTS, write_run
 
 from .conftest import PREFIX, snapshot_path
-from .test_server import fetch, free_port, wait_for
+from .test_server import fetch, tensorboard_process, wait_for
 
 BIDI_TEXT = "live \u202egnp.exe"
 BIDI_RUN = "bidi\u202erun"
@@ -62,25 +60,12 @@ def hostile(logdir, tmp_path_factory):
     shutil.copytree(good, outside / "secret_run")
     (root / "escape").symlink_to(outside / "secret_run", target_is_directory=True)
 
-    port = free_port()
     log_path = base_dir / "tensorboard.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tensorboard.main", "--logdir", str(root), "--host", "127.0.0.1", "--port",
-             str(port), "--reload_interval", "1"], stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with tensorboard_process(root, log_path) as base:
         wait_for(lambda: json.loads(fetch(base, "/data/plugins_listing")[1])["attnflows"]["enabled"],
                  "the plugin to be enabled")
         wait_for(lambda: len(json.loads(fetch(base, f"{PREFIX}/runs")[1])["runs"]) == 7, "every run to be listed")
         yield base, root, log_path
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def get(base: str, route: str, **query):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -10,7 +11,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -49,6 +49,25 @@ def wait_for(condition, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@contextlib.contextmanager
+def tensorboard_process(root, log_path, extra_args=()):
+    """A real ``tensorboard`` on a free loopback port over ``root`` (output to ``log_path``); yields its base URL."""
+    port = free_port()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tensorboard.main", "--logdir", str(root), "--host", "127.0.0.1", "--port",
+             str(port), "--reload_interval", "1", *extra_args], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
 @pytest.fixture(scope="module", params=["auto", "false"], ids=["load_fast=auto", "load_fast=false"])
 def server(request, logdir, tmp_path_factory):
     """A TensorBoard process over a small logdir: a good run and one with a corrupted shard."""
@@ -56,26 +75,11 @@ def server(request, logdir, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"server-{mode}") / "logs"
     for name in ("sweep/lr_1", "corrupt"):
         shutil.copytree(logdir / name, root / name)
-    port = free_port()
-    log = open(root.parent / "tensorboard.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(root), "--host", "127.0.0.1", "--port", str(port),
-         "--reload_interval", "1"] + ([] if mode == "auto" else ["--load_fast", "false"]),
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with tensorboard_process(root, root.parent / "tensorboard.log",
+                             [] if mode == "auto" else ["--load_fast", "false"]) as base:
         wait_for(lambda: json.loads(fetch(base, "/data/plugins_listing")[1])["attnflows"]["enabled"],
                  f"the plugin to be enabled under load_fast={mode}")
         yield base, root, mode
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def runs(base: str) -> dict:
