@@ -29,7 +29,6 @@ and baselines as Markdown. Standard library only.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import random
@@ -37,6 +36,9 @@ import re
 import sys
 from collections import Counter
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # dataset_files sits beside this script
+import dataset_files  # noqa: E402
 
 SEED = 11
 LABEL_NAMES = ["entailment", "contradiction"]
@@ -613,32 +615,10 @@ def stats_markdown(splits):
     return "\n".join(lines)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent,
-                        help="directory to write to (default: next to this script)")
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if the files on disk differ from what would be written")
-    parser.add_argument("--stats", action="store_true", help="print counts and baselines per split as Markdown")
-    args = parser.parse_args(argv)
-
-    splits = make_all()
-    files = render(splits)
-    if args.check:
-        stale = [n for n, content in files.items()
-                 if not (args.out / n).exists() or (args.out / n).read_bytes() != content.encode("ascii")]
-        if stale:
-            print(f"out of date: {', '.join(stale)}; run make_entailment.py", file=sys.stderr)
-            return 1
-        print("dataset files are up to date")
-    else:
-        args.out.mkdir(parents=True, exist_ok=True)
-        for name, content in files.items():
-            (args.out / name).write_bytes(content.encode("ascii"))
-        print(", ".join(f"{name}: {len(examples)}" for name, examples in splits.items()))
-    if args.stats:
-        print(stats_markdown(splits))
-    return 0
+def main(argv=None) -> int:
+    return dataset_files.main(argv, description=__doc__.split("\n\n")[0], script=__file__, make_all=make_all,
+                              render=render, stats_markdown=stats_markdown,
+                              stats_help="print counts and baselines per split as Markdown")
 
 
 if __name__ == "__main__":
