@@ -273,7 +273,7 @@ def test_safe_text_strips_paths_and_hdf5_details():
     assert "/home" not in text and "y.h5" in text
 
 
-@pytest.mark.parametrize("module", ["api", "errors", "params", "registry", "runs"])
+@pytest.mark.parametrize("module", ["api", "errors", "params", "registry", "runs", "wire_format"])
 def test_docstring_examples(module):
     import doctest
     import importlib
