@@ -21,7 +21,7 @@ from .errors import BadRequest, MethodNotAllowed, error_body, safe_text  # noqa:
 from .params import resolve_heads
 from .run_access import (CROSS_STREAMS, check_example, check_index, check_step, check_stream, classification_source,
                          head_selection, read_attention, shown_attention)
-from .runs import AttentionCache, OpenRun
+from .run_caches import AttentionCache, OpenRun
 from .wire_format import BINARY, frame, numbers, unframe  # noqa: F401  (re-exported)
 
 STATUSES = ("running", "finished", "failed", "interrupted", "unknown")

@@ -12,7 +12,7 @@ import numpy as np
 from . import display as display_options
 from .display import Display
 from .errors import BadRequest, NotFound
-from .runs import AttentionCache, OpenRun
+from .run_caches import AttentionCache, OpenRun
 
 CROSS_STREAMS = ("cross",)  # queries and keys are different sequences: no rollout through them
 
