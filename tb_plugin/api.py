@@ -2,15 +2,13 @@
 
 Routes in :mod:`.plugin` parse the query (:mod:`.params`), look the run up and call these;
 unit tests call them directly. Values that depend on the run (example, step, stream,
-layer, head, source) are checked here: an unknown example, step or stream is a
-:class:`~.errors.NotFound`, a value out of the run's bounds a :class:`~.errors.BadRequest`.
-All the attention maths comes from :mod:`attnflows_callback.analysis`.
+layer, head, source) are checked against it by :mod:`.run_access`: an unknown example, step or
+stream is a :class:`~.errors.NotFound`, a value out of the run's bounds a
+:class:`~.errors.BadRequest`. Tensors are framed by :mod:`.wire_format`. All the attention maths
+comes from :mod:`attnflows_callback.analysis`.
 """
 
 from __future__ import annotations
-
-import json
-import struct
 
 import numpy as np
 
@@ -19,104 +17,19 @@ from attnflows_callback import analysis
 from . import display as display_options
 from . import registry
 from .display import Display
-from .errors import ApiError, BadRequest, MethodNotAllowed, NotFound, describe, neutralise_bidi, safe_text
+from .errors import BadRequest, MethodNotAllowed, error_body, safe_text  # noqa: F401  (error_body re-exported)
 from .params import resolve_heads
-from .runs import AttentionCache, OpenRun
+from .run_access import (CROSS_STREAMS, check_example, check_index, check_step, check_stream, classification_source,
+                         head_selection, read_attention, shown_attention)
+from .run_caches import AttentionCache, OpenRun
+from .wire_format import BINARY, frame, numbers, unframe  # noqa: F401  (re-exported)
 
 STATUSES = ("running", "finished", "failed", "interrupted", "unknown")
 FLOW_METHODS = ("raw", "rollout", "flow", "trace")  # the /flow answers; the tab's menu is registry.FLOW_METHODS
-BINARY = "application/octet-stream"
 HEAD_POSITION_METRICS = {"to_cls": "cls", "to_sep": "sep", "to_self": "self"}  # contract name -> head_metrics key
 SUMMARY_METRICS = {"head_change": "js_from_start", "head_cosine": "cosine_from_start", "head_entropy": "entropy"}
 DEFAULT_TAU = 0.1
 DEFAULT_MOST_CHANGED = 10
-
-
-# ------------------------------------------------------------------ framing
-def frame(header: dict, values: np.ndarray) -> bytes:
-    """uint32 N, an N-byte JSON header padded with spaces to a 4-byte boundary, then float32 values.
-
-    Example:
-        >>> body = frame({"shape": [2]}, np.array([0.5, 1.0]))
-        >>> n = struct.unpack("<I", body[:4])[0]
-        >>> json.loads(body[4 : 4 + n]), np.frombuffer(body[4 + n :], "<f4").tolist(), (4 + n) % 4
-        ({'shape': [2]}, [0.5, 1.0], 0)
-    """
-    values = np.ascontiguousarray(values, dtype="<f4")
-    header = {**header, "shape": list(values.shape)}
-    text = neutralise_bidi(json.dumps(header, separators=(",", ":"), ensure_ascii=False)).encode("utf-8")
-    text += b" " * (-(4 + len(text)) % 4)
-    return struct.pack("<I", len(text)) + text + values.tobytes()
-
-
-def unframe(body: bytes) -> tuple[dict, np.ndarray]:
-    """The inverse of :func:`frame` (for tests and clients written in Python)."""
-    n = struct.unpack("<I", body[:4])[0]
-    header = json.loads(body[4 : 4 + n])
-    return header, np.frombuffer(body[4 + n :], dtype="<f4").reshape(header["shape"])
-
-
-def numbers(values, digits: int = 6):
-    """Nested lists of floats rounded to ``digits`` significant digits, None where not finite."""
-    a = np.asarray(values, dtype=np.float64)
-    finite = np.isfinite(a)
-    safe = np.where(finite & (a != 0), np.abs(a), 1.0)
-    scale = 10.0 ** (digits - 1 - np.floor(np.log10(safe)))
-    rounded = np.where(finite, np.round(np.where(finite, a, 0.0) * scale) / scale, 0.0)
-    if finite.all():
-        return rounded.tolist()
-    return np.where(finite, rounded, None).tolist()
-
-
-# -------------------------------------------------------------- run checks
-CROSS_STREAMS = ("cross",)  # queries and keys are different sequences: no rollout through them
-
-
-def check_stream(entry: OpenRun, stream: str | None) -> str:
-    if stream is None:
-        return entry.run.default_stream
-    if stream not in entry.run.streams:
-        raise NotFound(f"unknown stream: this run has streams {entry.run.streams}")
-    return stream
-
-
-def check_step(entry: OpenRun, step: int, what: str = "step") -> int:
-    try:
-        entry.run.snapshot_info(step)
-    except KeyError:
-        raise NotFound(f"unknown {what}: it is not a readable snapshot of this run (see /runs)") from None
-    return step
-
-
-def check_example(entry: OpenRun, example: int) -> int:
-    if not 0 <= example < entry.run.num_examples:
-        raise NotFound(f"unknown example: the probe set has {entry.run.num_examples} examples")
-    return example
-
-
-def check_index(value: int, size: int, what: str) -> int:
-    if not 0 <= value < size:
-        raise BadRequest(f"{what} is out of range: it must be in [0, {size})")
-    return value
-
-
-def read_attention(entry: OpenRun, cache: AttentionCache, example: int, step: int, stream: str) -> np.ndarray:
-    """Decoded attention ``[L, H, Tq, Tk]``.
-
-    A shard that fails now (damaged after it was indexed, holding a link out of the run, a
-    shape that disagrees with the run, a stream that inflates past its shape) is a 404 for
-    that snapshot only, and is recorded as a problem of the run for /runs.
-    """
-    try:
-        return cache.get(entry, example, step, stream)
-    except (OSError, ValueError, KeyError, EOFError, RuntimeError) as err:
-        reason = entry.note_read_problem(step, err)
-        raise NotFound(f"the snapshot could not be read ({reason}); see the run's problems") from None
-
-
-def classification_source(entry: OpenRun, length: int) -> int:
-    """The classification position: 0 for encoders, the last token for decoders."""
-    return length - 1 if entry.run.meta.get("classification_position") == "last" else 0
 
 
 # --------------------------------------------------------------------- /runs
@@ -155,23 +68,13 @@ def _view_default(run) -> dict:
     return display_options.run_default(run.tokens(0), None if word_ids is None else list(word_ids))
 
 
-def shown_attention(entry: OpenRun, example: int, stream: str, attention: np.ndarray, display: Display):
-    """``attention`` of ``example`` as ``display`` shows it (:func:`.display.transform`).
-
-    Only self-attention is transformed (a cross-attention stream is shown raw, ``info`` None); word
-    units need the example's word ids for the stream's tokens.
-    """
-    tokens, key_tokens = entry.run.stream_tokens(example, stream)
-    if display.raw or stream in CROSS_STREAMS or attention.shape[-1] != attention.shape[-2] or tokens != key_tokens:
-        return display_options.transform(attention, key_tokens, None, Display())
-    word_ids = entry.run.word_ids(example)
-    word_ids = None if word_ids is None or len(word_ids) != len(tokens) else [int(w) for w in word_ids]
-    word_ids = None if word_ids is None else [None if w < 0 else w for w in word_ids]
-    return display_options.transform(attention, tokens, word_ids, display)
-
-
 def runs_impl(listings: list[dict], skipped: list[dict] | None = None) -> dict:
-    """/runs: every run that holds attention snapshots; ``skipped``: runs that could not be opened."""
+    """/runs: every run that holds attention snapshots; ``skipped``: runs that could not be opened.
+
+    Example:
+        >>> runs_impl([{"run": "lr_b"}, {"run": "lr_a"}])
+        {'runs': [{'run': 'lr_a'}, {'run': 'lr_b'}], 'skipped': []}
+    """
     return {"runs": sorted(listings, key=lambda r: r["run"]), "skipped": skipped or []}
 
 
@@ -421,24 +324,6 @@ def edge_heads(selected: np.ndarray, traced: analysis.Trace, averaged: bool) -> 
     return out
 
 
-def head_selection(attention: np.ndarray, pairs: list[tuple[int, int]] | None) -> tuple[np.ndarray, list[int] | None]:
-    """What to hand the analysis functions, whose ``heads`` selects the same heads in every layer.
-
-    The same heads in every layer: the attention unchanged and those head indices. Different
-    heads per layer: each layer's selected heads averaged into one head (the analysis
-    averages the selected heads too), and ``None``.
-    """
-    if pairs is None:
-        return attention, None
-    per_layer = [[h for l, h in pairs if l == layer] for layer in range(attention.shape[0])]
-    empty = [layer for layer, chosen in enumerate(per_layer) if not chosen]
-    if empty:
-        raise BadRequest("heads selects no head in some layer; this method needs at least one head per layer")
-    if all(chosen == per_layer[0] for chosen in per_layer):
-        return attention, per_layer[0]
-    return np.stack([attention[layer, chosen].mean(axis=0) for layer, chosen in enumerate(per_layer)])[:, None], None
-
-
 def _mean_over_heads(attention: np.ndarray, pairs: list[tuple[int, int]] | None) -> np.ndarray:
     """Per layer, the mean over the selected heads (zeros for a layer with none selected)."""
     if pairs is None:
@@ -517,8 +402,3 @@ def _compare_measures(entry, other, cache, step, other_step, example, stream) ->
     first = [read_attention(entry, cache, i, step, stream) for i in examples]
     second = [read_attention(other, cache, i, other_step, stream) for i in examples]
     return analysis.head_change(first, second)
-
-
-def error_body(err: Exception) -> dict:
-    """The JSON body of an error response."""
-    return {"error": safe_text(err) if isinstance(err, ApiError) else describe(err)}

@@ -3,7 +3,7 @@
 Every message that leaves the server goes through :func:`safe_text`: no absolute path,
 no traceback, only a short sentence. Messages never echo a query value, raw or parsed.
 Every text served to the browser goes through :func:`neutralise_bidi` (see ``plugin._json_bytes``
-and ``api.frame``), so no stored text can reorder what the tab or its SVG export shows.
+and ``wire_format.frame``), so no stored text can reorder what the tab or its SVG export shows.
 """
 
 from __future__ import annotations
@@ -81,6 +81,11 @@ def describe(err: BaseException) -> str:
     else:
         text = str(err)
     return safe_text(f"{type(err).__name__}: {text}" if text else type(err).__name__)
+
+
+def error_body(err: Exception) -> dict:
+    """The JSON body of an error response."""
+    return {"error": safe_text(err) if isinstance(err, ApiError) else describe(err)}
 
 
 def neutralise_bidi(text: str) -> str:

@@ -1,4 +1,4 @@
-"""Discovery, bounded caches and live refresh (tb_plugin/runs.py), and the pure helpers."""
+"""Discovery (tb_plugin/runs.py), bounded caches and live refresh (tb_plugin/run_caches.py), and the pure helpers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from attnflows_tb import api, metadata, params, runs
+from attnflows_tb import api, metadata, params, run_caches
 from attnflows_tb.errors import BadRequest, NotFound, safe_text
 from attnflows_tb.runs import AttentionCache, RunCache, RunCatalog, run_directory
 
@@ -92,13 +92,13 @@ def watched_decodes(monkeypatch):
     """Each decode's `done` event counts its waiters; yields the list of decodes started."""
     started: list = []
 
-    class WatchedDecoding(runs._Decoding):
+    class WatchedDecoding(run_caches._Decoding):
         def __init__(self):
             super().__init__()
             self.done = _WaitCountingEvent()
             started.append(self)
 
-    monkeypatch.setattr(runs, "_Decoding", WatchedDecoding)
+    monkeypatch.setattr(run_caches, "_Decoding", WatchedDecoding)
     return started
 
 
@@ -273,7 +273,7 @@ def test_safe_text_strips_paths_and_hdf5_details():
     assert "/home" not in text and "y.h5" in text
 
 
-@pytest.mark.parametrize("module", ["api", "errors", "params", "registry", "runs"])
+@pytest.mark.parametrize("module", ["api", "errors", "params", "registry", "runs", "wire_format"])
 def test_docstring_examples(module):
     import doctest
     import importlib
