@@ -1,5 +1,6 @@
 """Two CPU processes (gloo): Lightning ddp, ddp_spawn and sharded (FSDP1, FSDP2), and the transformers
-Trainer under torchrun.
+Trainer under torchrun, plain (DDP) and sharded (FSDP2). One GPU, where there is one: the transformers
+Trainer with accelerate's FSDP1 and FSDP2 at world size 1.
 
 Each run must finish (no hang) and leave exactly one set of snapshots, written by rank zero.
 """
@@ -55,10 +56,11 @@ def test_lightning_ddp_on_cpu_records_one_set_of_snapshots(tmp_path, strategy):
 def test_lightning_fsdp_on_cpu_every_rank_joins_the_probe_pass_and_rank_zero_writes(tmp_path, sharding):
     run([sys.executable, str(SCRIPTS / "lightning_fsdp.py"), "--root", str(tmp_path), "--sharding", sharding],
         env={**_env(), "MASTER_PORT": str(free_port())})
-    run_dir = only_run(tmp_path)
-    assert snapshot_events(run_dir) == EXPECTED
-    unsharded = {0: hf_model(), 5: hf_model()}  # the same seeded initial weights, then the trained ones
-    unsharded[5].load_state_dict(torch.load(tmp_path / "final_weights.pt"))
+    assert_recorded_once_and_true(tmp_path)
+
+
+def assert_equals_unsharded_copies(run_dir, unsharded):
+    """Attention and logits recorded at each step equal those of an unsharded model with that step's weights."""
     probe = probe_set().tokenize(tokenizer())
     with open_run(run_dir) as recorded:
         assert recorded.status["status"] == "finished"
@@ -86,6 +88,36 @@ def test_hf_trainer_under_torchrun_records_one_set_of_snapshots(tmp_path):
     run_dir = only_run(tmp_path)
     assert snapshot_events(run_dir) == EXPECTED
     assert open_run(run_dir).status["status"] == "finished"
+
+
+def test_hf_trainer_with_fsdp2_on_cpu_every_rank_joins_the_probe_pass_and_rank_zero_writes(tmp_path):
+    # accelerate enables FSDP on accelerator devices only (TrainingArguments(fsdp=...) on CPU trains
+    # with DDP); transformers' own FSDP2, from_pretrained(distributed_config=...), shards on CPU too.
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    result = run([torchrun, "--nproc_per_node", "2", "--master_port", str(free_port()),
+                  str(SCRIPTS / "hf_fsdp.py"), "--out", str(tmp_path), "--sharding", "native"], env=_env())
+    assert "sharded: FSDP2 units: ['<root>', 'bert.encoder.layer.0', 'bert.encoder.layer.1']" in result.stdout
+    assert "'epoch': '1.25'" in result.stdout  # two ranks shared the data
+    assert_recorded_once_and_true(tmp_path)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="accelerate shards with FSDP on accelerator devices only")
+@pytest.mark.parametrize("sharding", ["fsdp2", "fsdp1"])
+def test_hf_trainer_with_accelerate_fsdp_on_one_gpu_records_true_attention(tmp_path, sharding):
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    result = run([torchrun, "--nproc_per_node", "1", "--master_port", str(free_port()),
+                  str(SCRIPTS / "hf_fsdp.py"), "--out", str(tmp_path), "--sharding", sharding], env=_env())
+    assert f"sharded: {sharding.upper()} units: " in result.stdout
+    assert_recorded_once_and_true(tmp_path)
+
+
+def assert_recorded_once_and_true(root: Path):
+    """One run with the expected snapshots, equal to the unsharded model at step 0 and at the last step."""
+    run_dir = only_run(root)
+    assert snapshot_events(run_dir) == EXPECTED
+    unsharded = {0: hf_model(), 5: hf_model()}  # the same seeded initial weights, then the trained ones
+    unsharded[5].load_state_dict(torch.load(root / "final_weights.pt"))
+    assert_equals_unsharded_copies(run_dir, unsharded)
 
 
 def _env() -> dict:
