@@ -60,6 +60,18 @@ def sharding_of(module: nn.Module) -> str | None:
     return None
 
 
+def sharded_across_ranks(module: nn.Module) -> bool:
+    """True when ``module`` is sharded (:func:`sharding_of`) and ``torch.distributed`` runs more than one rank.
+
+    Then a probe forward is a collective: a recorder on one rank alone would wait for ever.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return False
+    return sharding_of(module) is not None
+
+
 def joint_probing(root: nn.Module, model: nn.Module, agree: Callable[[bool], bool] | None = None
                   ) -> ShardedProbing | None:
     """How every rank joins the probe pass of ``model``, or None when ``root`` holds no sharded parameter.

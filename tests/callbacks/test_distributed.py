@@ -76,7 +76,7 @@ def test_a_recorder_on_one_rank_of_a_sharded_model_is_refused_not_left_hanging(t
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     result = run([torchrun, "--nproc_per_node", "2", "--master_port", str(free_port()),
                   str(SCRIPTS / "plain_fsdp.py"), "--out", str(tmp_path / "run")], env=_env())
-    assert "refused: the model's parameters are sharded across ranks (FSDP)" in result.stdout
+    assert "refused: the model's parameters are sharded across ranks (FSDP2)" in result.stdout
     assert not (tmp_path / "run").exists()
 
 
