@@ -26,7 +26,7 @@ from .capture import find_pretrained_model
 from .options import RecorderOptions
 from .probe import ProbeSet
 from .schedule import DEFAULT_LOG_PER_DECADE, SnapshotSchedule
-from .sharding import joint_probing
+from .sharding import is_global_rank_zero, joint_probing
 
 
 class AttentionFlowsTrainerCallback(TrainerCallback, ExportableState):
@@ -174,7 +174,9 @@ class AttentionFlowsTrainerCallback(TrainerCallback, ExportableState):
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
         hf_model = find_pretrained_model(self.model if self.model is not None else model)
         probing = joint_probing(model if model is not None else hf_model, hf_model)  # None unless sharded
-        writer = state.is_world_process_zero
+        # The rank whose word the others take writes: torch.distributed's rank zero. (The Trainer's own
+        # notion can differ: under DeepSpeed on CPU every process believes it is world process zero.)
+        writer = state.is_world_process_zero if probing is None else is_global_rank_zero()
         if not writer and probing is None:
             return
         tokenizer = find_tokenizer(self.tokenizer, getattr(processing_class, "tokenizer", processing_class),

@@ -117,6 +117,14 @@ def joint_probing(root: nn.Module, model: nn.Module, agree: Callable[[bool], boo
     return ShardedProbing(agree, gathered)
 
 
+def is_global_rank_zero() -> bool:
+    """True on ``torch.distributed``'s rank zero (or without ``torch.distributed``): the rank that
+    :func:`broadcast_from_rank_zero` hears, hence the one that must write."""
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
 def broadcast_from_rank_zero(value: bool) -> bool:
     """Global rank zero's ``value``, on every rank (``torch.distributed.broadcast_object_list``)."""
     import torch.distributed as dist

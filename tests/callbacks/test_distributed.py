@@ -5,6 +5,7 @@ Trainer with accelerate's FSDP1 and FSDP2 at world size 1.
 Each run must finish (no hang) and leave exactly one set of snapshots, written by rank zero.
 """
 
+import importlib.util
 import shutil
 import socket
 import subprocess
@@ -108,6 +109,16 @@ def test_hf_trainer_with_accelerate_fsdp_on_one_gpu_records_true_attention(tmp_p
     result = run([torchrun, "--nproc_per_node", "1", "--master_port", str(free_port()),
                   str(SCRIPTS / "hf_fsdp.py"), "--out", str(tmp_path), "--sharding", sharding], env=_env())
     assert f"sharded: {sharding.upper()} units: " in result.stdout
+    assert_recorded_once_and_true(tmp_path)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="DeepSpeed is not installed")
+def test_hf_trainer_with_deepspeed_zero3_every_rank_joins_the_probe_pass_and_rank_zero_writes(tmp_path):
+    # Without CUDA, DeepSpeed's CPU accelerator (gloo) runs ZeRO-3; the script sets DS_ACCELERATOR=cpu.
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    result = run([torchrun, "--nproc_per_node", "2", "--master_port", str(free_port()),
+                  str(SCRIPTS / "hf_fsdp.py"), "--out", str(tmp_path), "--sharding", "zero3"], env=_env())
+    assert "sharded: DeepSpeed ZeRO-3" in result.stdout
     assert_recorded_once_and_true(tmp_path)
 
 

@@ -8,6 +8,8 @@ Run under ``torchrun --nproc_per_node N``. ``--sharding``:
 - ``fsdp2`` / ``fsdp1``: ``TrainingArguments(fsdp=True, fsdp_config={"version": ...})``, sharded by
   accelerate. Accelerate enables FSDP on accelerator devices only (on CPU it falls back to DDP),
   so these need CUDA.
+- ``zero3``: ``TrainingArguments(deepspeed={ZeRO stage 3})``; needs DeepSpeed, whose CPU
+  accelerator (``DS_ACCELERATOR=cpu``, gloo) runs it without a GPU.
 
 Rank zero prints which sharding the model had when training began (``sharded: FSDP2 units: ...``),
 and, at the end, saves the full trained weights to ``<out>/final_weights.pt`` (a collective: every
@@ -30,7 +32,7 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_
 from transformers import AutoModelForSequenceClassification, Trainer, TrainerCallback  # noqa: E402
 
 from attnflows_callback.hf import AttentionFlowsTrainerCallback  # noqa: E402
-from attnflows_callback.sharding import sharding_of  # noqa: E402
+from attnflows_callback.sharding import is_global_rank_zero, sharding_of  # noqa: E402
 from tests.callbacks._models import hf_args, hf_dataset, hf_model  # noqa: E402
 from tests.helpers import probe_set, tokenizer  # noqa: E402
 
@@ -44,7 +46,7 @@ class ReportSharding(TrainerCallback):
         self.path = path
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        if state.is_world_process_zero:
+        if is_global_rank_zero():  # not state.is_world_process_zero: under DeepSpeed on CPU every rank says it is
             from torch.distributed.fsdp import FSDPModule, FullyShardedDataParallel
 
             units = [name or "<root>" for name, m in model.named_modules()
@@ -52,15 +54,21 @@ class ReportSharding(TrainerCallback):
             print(f"sharded: {sharding_of(model)} units: {units}", flush=True)
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
-        weights = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-        if state.is_world_process_zero:
+        if sharding_of(model) == "DeepSpeed ZeRO-3":
+            import deepspeed
+
+            with deepspeed.zero.GatheredParameters(list(model.parameters())):
+                weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        else:
+            weights = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        if is_global_rank_zero():
             torch.save({k.removeprefix("_fsdp_wrapped_module."): v for k, v in weights.items()}, self.path)
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
-    parser.add_argument("--sharding", choices=["native", "fsdp1", "fsdp2"], required=True)
+    parser.add_argument("--sharding", choices=["native", "fsdp1", "fsdp2", "zero3"], required=True)
     opts = parser.parse_args()
     world = int(os.environ["WORLD_SIZE"])
     callbacks = [AttentionFlowsTrainerCallback(probe_set(), every_n_steps=2, log_per_decade=None, at_epoch_ends=False),
@@ -77,6 +85,13 @@ def main():
         config = DistributedConfig(fsdp_size=world, fsdp_plan={"bert.encoder.layer.*": "free_full_weight"})
         model = AutoModelForSequenceClassification.from_pretrained(saved, distributed_config=config)
         args = hf_args(opts.out, max_steps=5, use_cpu=not cuda, ddp_backend=None if cuda else "gloo")
+    elif opts.sharding == "zero3":
+        if not cuda:
+            os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        zero3 = {"zero_optimization": {"stage": 3}, "train_micro_batch_size_per_gpu": "auto",
+                 "gradient_accumulation_steps": "auto", "zero_allow_untested_optimizer": True}
+        model = hf_model()
+        args = hf_args(opts.out, max_steps=5, use_cpu=False, deepspeed=zero3, ddp_timeout=int(TIMEOUT.total_seconds()))
     else:
         fsdp_config = {"version": 2 if opts.sharding == "fsdp2" else 1, "transformer_layer_cls_to_wrap": ["BertLayer"]}
         model = hf_model()
