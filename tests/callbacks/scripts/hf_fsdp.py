@@ -29,12 +29,12 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict  # noqa: E402
-from transformers import AutoModelForSequenceClassification, Trainer, TrainerCallback  # noqa: E402
+from transformers import AutoModelForSequenceClassification, TrainerCallback  # noqa: E402
 
 from attnflows_callback.hf import AttentionFlowsTrainerCallback  # noqa: E402
 from attnflows_callback.sharding import is_global_rank_zero, sharding_of  # noqa: E402
-from tests.callbacks._models import hf_args, hf_dataset, hf_model  # noqa: E402
-from tests.helpers import probe_set, tokenizer  # noqa: E402
+from tests.callbacks._models import hf_args, hf_model, hf_train  # noqa: E402
+from tests.helpers import probe_set  # noqa: E402
 
 TIMEOUT = datetime.timedelta(seconds=60)  # a rank that waits alone fails the test instead of hanging it
 
@@ -97,12 +97,7 @@ def main():
         model = hf_model()
         args = hf_args(opts.out, max_steps=5, use_cpu=False, fsdp=True, fsdp_config=fsdp_config,
                        ddp_timeout=int(TIMEOUT.total_seconds()))
-    try:
-        Trainer(model=model, args=args, train_dataset=hf_dataset(), processing_class=tokenizer(),
-                callbacks=callbacks).train()
-    finally:
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+    hf_train(model, args, callbacks)
 
 
 if __name__ == "__main__":
