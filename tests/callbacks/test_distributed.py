@@ -96,7 +96,7 @@ def test_hf_trainer_with_fsdp2_on_cpu_every_rank_joins_the_probe_pass_and_rank_z
     # with DDP); transformers' own FSDP2, from_pretrained(distributed_config=...), shards on CPU too.
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     result = run([torchrun, "--nproc_per_node", "2", "--master_port", str(free_port()),
-                  str(SCRIPTS / "hf_fsdp.py"), "--out", str(tmp_path), "--sharding", "native"], env=_env())
+                  str(SCRIPTS / "hf_fsdp.py"), "--out", str(tmp_path), "--sharding", "native"], env=_cpu_env())
     assert "sharded: FSDP2 units: ['<root>', 'bert.encoder.layer.0', 'bert.encoder.layer.1']" in result.stdout
     assert "'epoch': '1.25'" in result.stdout  # two ranks shared the data
     assert_recorded_once_and_true(tmp_path)
@@ -117,7 +117,7 @@ def test_hf_trainer_with_deepspeed_zero3_every_rank_joins_the_probe_pass_and_ran
     # Without CUDA, DeepSpeed's CPU accelerator (gloo) runs ZeRO-3; the script sets DS_ACCELERATOR=cpu.
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     result = run([torchrun, "--nproc_per_node", "2", "--master_port", str(free_port()),
-                  str(SCRIPTS / "hf_fsdp.py"), "--out", str(tmp_path), "--sharding", "zero3"], env=_env())
+                  str(SCRIPTS / "hf_fsdp.py"), "--out", str(tmp_path), "--sharding", "zero3"], env=_cpu_env())
     assert "sharded: DeepSpeed ZeRO-3" in result.stdout
     assert_recorded_once_and_true(tmp_path)
 
@@ -135,3 +135,8 @@ def _env() -> dict:
     import os
 
     return {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "LOCAL_RANK", "RANK", "WORLD_SIZE"))}
+
+
+def _cpu_env() -> dict:
+    """Two CPU processes even on a GPU machine (two ranks cannot share its one GPU)."""
+    return {**_env(), "CUDA_VISIBLE_DEVICES": ""}
