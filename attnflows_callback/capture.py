@@ -41,7 +41,6 @@ from .model_inspection import (  # noqa: F401  (re-exported)
     check_tokenizer_fits,
     find_pretrained_model,
     is_decoder_only,
-    is_sharded,
 )
 
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 import math
 import os
 import sys
-import warnings
 
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
 from .timeline import (
     RECORDER_DEFAULTS,
-    SHARDED_WARNING,
     SnapshotTimeline,
     announce,
     as_probe_set,
@@ -28,6 +26,7 @@ from .capture import find_pretrained_model
 from .options import RecorderOptions
 from .probe import ProbeSet
 from .schedule import DEFAULT_LOG_PER_DECADE, SnapshotSchedule
+from .sharding import is_global_rank_zero, joint_probing
 
 
 class AttentionFlowsTrainerCallback(TrainerCallback, ExportableState):
@@ -39,8 +38,11 @@ class AttentionFlowsTrainerCallback(TrainerCallback, ExportableState):
     would use (transformers 5 defaults to ``report_to="none"``): ``$TENSORBOARD_LOGGING_DIR``,
     else ``output_dir/runs/<date>_<host>``. ``log_dir`` wins when given. A folder that
     already holds an attnflows run gets the new one in ``version_N`` inside it. One INFO
-    line on the ``attnflows`` logger says where. Only world process zero runs the probe
-    pass and writes, on the unwrapped model the Trainer hands its callbacks.
+    line on the ``attnflows`` logger says where. Only world process zero writes. Under DDP it
+    alone runs the probe pass, on the unwrapped model the Trainer hands its callbacks; when
+    that model's parameters are sharded (FSDP1, FSDP2 through accelerate or
+    ``from_pretrained(distributed_config=...)``, DeepSpeed ZeRO-3), every rank joins each
+    probe pass, on rank zero's word (see docs/distributed.md).
 
     The tokenizer is ``tokenizer=``, else the Trainer's ``processing_class`` (its
     ``.tokenizer`` for a processor); the model is the one being trained. Hyperparameters:
@@ -170,33 +172,39 @@ class AttentionFlowsTrainerCallback(TrainerCallback, ExportableState):
 
     # ------------------------------------------------------------------ hooks
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
-        if not state.is_world_process_zero:
-            return
-        sharded = _sharded_training(args)
-        if sharded is not None:
-            warnings.warn(SHARDED_WARNING.format(strategy=sharded), RuntimeWarning, stacklevel=2)
+        hf_model = find_pretrained_model(self.model if self.model is not None else model)
+        probing = joint_probing(model if model is not None else hf_model, hf_model)  # None unless sharded
+        # The rank whose word the others take writes: torch.distributed's rank zero. (The Trainer's own
+        # notion can differ: under DeepSpeed on CPU every process believes it is world process zero.)
+        writer = state.is_world_process_zero if probing is None else is_global_rank_zero()
+        if not writer and probing is None:
             return
         tokenizer = find_tokenizer(self.tokenizer, getattr(processing_class, "tokenizer", processing_class),
                                    fix=NO_TOKENIZER_FIX)
         step = state.global_step
-        resumed_run_dir = _saved_run_dir(state, self) if step > 0 else None
-        if resumed_run_dir is not None:
+        resumed_run_dir = _saved_run_dir(state, self) if step > 0 and writer else None
+        resume = resumed_run_dir is not None
+        if probing is not None:  # every rank makes the passes of a fresh or a resumed run alike: rank zero says which
+            resume = probing.agree(resume)
+        if not writer:
+            why = None
+        elif resume:
             self.run_dir, why = resumed_run_dir, "continuing the run saved in the checkpoint"
         else:
             base_dir, why = self._base_dir(args)
             self.run_dir = fresh_run_dir(named_run_dir(base_dir, self.name))
-        model = find_pretrained_model(self.model if self.model is not None else model)
         self.timeline.start(
-            model,
+            hf_model,
             tokenizer,
-            self.run_dir,
+            self.run_dir if writer else None,
             step=step,
-            resume=resumed_run_dir is not None,
-            is_writer=True,
-            hparams={**compared_hparams(args, model), **self.hparams},
+            resume=resume,
+            is_writer=writer,
+            hparams={**compared_hparams(args, hf_model), **self.hparams},
             trainer_args=args.to_sanitized_dict(),
+            sharded=probing,
         )
-        if self.timeline.recorder is not None:
+        if writer and self.timeline.recorder is not None:
             announce(recording_message(self.run_dir, why))
 
     def _base_dir(self, args) -> tuple[str, str]:
@@ -318,16 +326,4 @@ def _tensorboard_dir(callback) -> str | None:
                     return str(getattr(other.tb_writer, "log_dir", None) or other.logging_dir)
             return None
         frame = frame.f_back
-    return None
-
-
-def _sharded_training(args) -> str | None:
-    """'FSDP' or 'DeepSpeed ZeRO-3' when parameters are sharded across ranks, else None."""
-    if getattr(args, "fsdp", None):
-        return "FSDP"
-    if getattr(args, "deepspeed", None):
-        from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
-
-        if is_deepspeed_zero3_enabled():
-            return "DeepSpeed ZeRO-3"
     return None

@@ -30,6 +30,7 @@ from .capture import find_pretrained_model
 from .options import RecorderOptions
 from .probe import ProbeSet
 from .schedule import DEFAULT_LOG_PER_DECADE, SnapshotSchedule
+from .sharding import joint_probing
 
 STATE_VERSION = 1
 
@@ -192,15 +193,15 @@ class AttentionFlowsCallback(*_callback_bases()):
         if _should_skip(trainer):
             return
         sharded = _sharded_strategy(trainer.strategy)
-        probing = _sharded_probing(trainer) if sharded is not None else None
-        if sharded is not None and probing is None:
+        if sharded is not None and not _strategy_names(trainer.strategy) & FSDP_STRATEGIES:  # DeepSpeed ZeRO-3
             if trainer.is_global_zero:
                 warnings.warn(SHARDED_WARNING.format(strategy=sharded), RuntimeWarning, stacklevel=2)
             return
+        model = find_pretrained_model(self.model if self.model is not None else pl_module)
+        probing = _sharded_probing(trainer, model) if sharded is not None else None
         step = trainer.global_step
         resume = step > 0 and self._resumed_run_dir is not None
         self.run_dir = self._resumed_run_dir if resume else self.log_dir
-        model = find_pretrained_model(self.model if self.model is not None else pl_module)
         writer = trainer.is_global_zero
         tokenizer = None
         if writer or probing:
@@ -303,25 +304,14 @@ def _sharded_strategy(strategy) -> str | None:
     return None
 
 
-def _sharded_probing(trainer) -> ShardedProbing | None:
-    """How every rank joins the probe pass under FSDP (Lightning's FSDPStrategy or ModelParallelStrategy).
+def _sharded_probing(trainer, model) -> ShardedProbing | None:
+    """How every rank joins the probe pass of ``model`` under Lightning's FSDPStrategy or ModelParallelStrategy.
 
-    None for sharded set-ups that attnflows does not record (DeepSpeed ZeRO-3).
+    Lightning's FSDP1 wraps the LightningModule itself; :func:`~attnflows_callback.sharding.joint_probing`
+    summons that root unit's own parameters around each pass.
     """
-    if not _strategy_names(trainer.strategy) & FSDP_STRATEGIES:
-        return None
-    from torch.distributed.fsdp import FullyShardedDataParallel
-
-    def agree(wanted: bool) -> bool:
-        return bool(trainer.strategy.broadcast(bool(wanted), src=0))
-
-    root = trainer.strategy.model
-    if isinstance(root, FullyShardedDataParallel):  # FSDP1 wraps the LightningModule: its root unit holds
-        # parameters (embeddings) that only the wrapper's forward would gather; every FSDP unit inside
-        # the Hugging Face model gathers its own during the probe forward, on every rank together.
-        return ShardedProbing(agree, lambda: FullyShardedDataParallel.summon_full_params(
-            root, writeback=False, recurse=False))
-    return ShardedProbing(agree)  # FSDP2 (fully_shard): each unit gathers its parameters in its forward
+    return joint_probing(trainer.strategy.model, model,
+                         agree=lambda wanted: bool(trainer.strategy.broadcast(bool(wanted), src=0)))
 
 
 def _is_tensorboard(logger) -> bool:

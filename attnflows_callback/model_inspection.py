@@ -57,23 +57,6 @@ def find_pretrained_model(model: nn.Module) -> nn.Module:
     )
 
 
-def is_sharded(model: nn.Module) -> bool:
-    """True when FSDP (FSDP1 or FSDP2) shards some of ``model``'s parameters across several ranks.
-
-    Then a probe forward is a collective: every rank must make it (see docs/distributed.md).
-    """
-    dist = torch.distributed
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-        return False
-    from torch.distributed.fsdp import FullyShardedDataParallel
-
-    try:
-        from torch.distributed.fsdp import FSDPModule
-    except ImportError:  # torch < 2.6 has no FSDP2
-        FSDPModule = FullyShardedDataParallel
-    return any(isinstance(m, (FSDPModule, FullyShardedDataParallel)) for m in model.modules())
-
-
 def attention_sites(model: nn.Module) -> list[AttentionSite]:
     """The attention modules of a Hugging Face model, in forward order, with their streams.
 

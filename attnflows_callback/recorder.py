@@ -16,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .capture import ProbeCapture, ProbePass, Reduction, fed_input_names, is_decoder_only, is_sharded
+from .capture import ProbeCapture, ProbePass, Reduction, fed_input_names, is_decoder_only
 from .health import AttentionHealth, special_masks
 from . import checks, exit_hooks
 from .hparams import redact
 from .options import RecorderOptions
 from .probe import DEFAULT_MAX_LENGTH, ProbeSet, TokenizedProbe
 from .schema import probe_arrays, run_meta
+from .sharding import sharded_across_ranks, sharding_of
 from .store import DEFAULT_ENCODING, SNAPSHOT_KINDS, RunWriter
 from .tensorboard_log import TensorBoardLog, layer_scalars
 
@@ -50,9 +51,9 @@ class AttentionRecorder:
             purges the orphans of the crashed attempt and replaces them.
         queue_size: snapshots waiting for the writer before ``snapshot`` blocks.
         sharded: True when every other rank makes this recorder's probe passes alongside it,
-            which the Lightning callback arranges under FSDP. Without it, a model whose
-            parameters FSDP shards across ranks is refused: a probe pass on one rank alone
-            would wait for the others forever.
+            which the Lightning and transformers Trainer callbacks arrange. Without it, a model
+            whose parameters FSDP or DeepSpeed ZeRO-3 shards across ranks is refused: a probe
+            pass on one rank alone would wait for the others forever.
 
     Raises:
         ValueError: bad arguments, a tokenizer that does not fit the model, a run
@@ -104,10 +105,10 @@ class AttentionRecorder:
         health_warnings: bool = False,
         sharded: bool = False,
     ):
-        if not sharded and is_sharded(model):
+        if not sharded and sharded_across_ranks(model):
             raise ValueError(
-                "the model's parameters are sharded across ranks (FSDP), so every rank must join each probe pass; "
-                "record with the Lightning callback under FSDPStrategy or ModelParallelStrategy (see "
+                f"the model's parameters are sharded across ranks ({sharding_of(model)}), so every rank must join each "
+                "probe pass; record with the Lightning or transformers Trainer callback, which do (see "
                 "docs/distributed.md), or pass sharded=True once every rank makes the same probe passes"
             )
         self.options = RecorderOptions(encoding=encoding, max_length=max_length, batch_size=batch_size,

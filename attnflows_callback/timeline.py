@@ -16,8 +16,7 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 
 from .capture import ProbePass
 from .options import RecorderOptions
@@ -25,29 +24,14 @@ from .probe import ProbeSet
 from .recorder import AttentionRecorder
 from .schedule import SnapshotSchedule
 from .schema import DATA_DIRNAME, RUN_JSON
+from .sharding import ShardedProbing  # noqa: F401  (re-exported: the callbacks hand it to start)
 
 EVENT_KINDS = {"start": "step", "step": "step", "checkpoint": "checkpoint", "epoch_end": "epoch_end", "final": "final"}
 SHARDED_WARNING = (
     "attnflows does not record under {strategy}: parameters are sharded across ranks, and recording needs every "
-    "rank to join the probe pass, which is implemented for Lightning's FSDPStrategy and ModelParallelStrategy only "
-    "(see docs/distributed.md). Training goes on without snapshots."
+    "rank to join the probe pass, which is implemented for Lightning's FSDPStrategy and ModelParallelStrategy and "
+    "for the transformers Trainer (see docs/distributed.md). Training goes on without snapshots."
 )
-
-
-@dataclass(frozen=True)
-class ShardedProbing:
-    """How the ranks of a sharded (FSDP) run make each probe pass together.
-
-    Args:
-        agree: takes the writer rank's yes/no and returns it on every rank (a broadcast
-            from rank zero), so that no rank enters a probe pass alone.
-        gathered: a context manager, entered by every rank around each pass, that makes
-            the parameters the probe forward needs available (FSDP1: the root unit's own
-            parameters, which the inner model's forward would otherwise never gather).
-    """
-
-    agree: Callable[[bool], bool]
-    gathered: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
 
 
 class SnapshotTimeline:

@@ -97,6 +97,22 @@ def hf_args(output_dir, **overrides):
     return TrainingArguments(str(output_dir), **options)
 
 
+def hf_train(model, args, callbacks) -> None:
+    """``Trainer.train`` on :func:`hf_dataset` with the MiniLM tokenizer, then the process group is destroyed.
+
+    As every torchrun script should: without it, gloo's worker threads can abort the process at
+    interpreter exit ("terminate called without an active exception").
+    """
+    from transformers import Trainer
+
+    try:
+        Trainer(model=model, args=args, train_dataset=hf_dataset(), processing_class=tokenizer(),
+                callbacks=callbacks).train()
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
 class FailAt(TrainerCallback):
     """Raises from ``on_step_end`` at optimizer step ``step``: a training error mid-run."""
 

@@ -15,11 +15,9 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
-from transformers import Trainer  # noqa: E402
-
 from attnflows_callback.hf import AttentionFlowsTrainerCallback  # noqa: E402
-from tests.callbacks._models import FailAt, hf_args, hf_dataset, hf_model  # noqa: E402
-from tests.helpers import probe_set, tokenizer  # noqa: E402
+from tests.callbacks._models import FailAt, hf_args, hf_model, hf_train  # noqa: E402
+from tests.helpers import probe_set  # noqa: E402
 
 
 def main():
@@ -31,14 +29,7 @@ def main():
     if opts.fail_at is not None:
         callbacks.append(FailAt(opts.fail_at))
     args = hf_args(opts.out, max_steps=5, report_to="tensorboard", ddp_backend="gloo" if "RANK" in os.environ else None)
-    try:
-        Trainer(model=hf_model(), args=args, train_dataset=hf_dataset(), processing_class=tokenizer(),
-                callbacks=callbacks).train()
-    finally:
-        # As every torchrun script should: without it, gloo's worker threads can abort the
-        # process at interpreter exit ("terminate called without an active exception").
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+    hf_train(hf_model(), args, callbacks)
 
 
 if __name__ == "__main__":
