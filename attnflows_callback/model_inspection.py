@@ -2,7 +2,7 @@
 
 The ``PreTrainedModel`` inside any wrapper (DDP, a LightningModule), its attention modules
 in forward order with their streams (from the ``_can_record_outputs`` its class declares),
-whether FSDP shards it, whether it is a decoder-only language model, and whether a
+whether it is a decoder-only language model, and whether a
 tokenizer's ids fit its embedding table. :mod:`attnflows_callback.capture` runs the pass.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from .probe import TokenizedProbe
@@ -37,7 +36,7 @@ def find_pretrained_model(model: nn.Module) -> nn.Module:
         >>> from transformers import BertConfig, BertModel
         >>> bert = BertModel(BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
         ...                             intermediate_size=8, vocab_size=10))
-        >>> wrapper = torch.nn.Sequential(bert)
+        >>> wrapper = nn.Sequential(bert)
         >>> find_pretrained_model(wrapper) is bert
         True
     """
