@@ -42,9 +42,8 @@ class Encoding:
     def check_stored(self, dataset, shape: tuple[int, ...]) -> None:
         """Refuse (ValueError) a stored ``dataset`` whose decode could cost more than ``shape`` needs.
 
-        Called by the reader when it indexes a shard and before it reads a tensor, so it reads
-        metadata only; also where an encoding loads what decoding needs (an HDF5 filter), so
-        nothing is loaded before a shard needs it.
+        Called by the reader for every example when it indexes a shard and before it reads a
+        tensor, so it must stay cheap: dtype and shape, no data.
         """
 
     def read(self, dataset, shape: tuple[int, ...]) -> np.ndarray:
@@ -186,9 +185,9 @@ class ZstdUint8(Encoding):
     other: 6% fewer bytes at 49 tokens). Against ``compact`` it is about 10% larger and encodes
     and decodes several times faster (``benchmarks/bench_compression.py``).
 
-    Decoding is bounded and checked: :meth:`check_stored` refuses a dataset that is not one
-    Zstandard-filtered chunk of ``shape``'s codes within their compress bound, and :meth:`read`
-    decodes the raw chunk into exactly the bytes the shape needs (:func:`zstd_decompress_exactly`).
+    Decoding is bounded and checked: :meth:`read` refuses a dataset that is not one chunk of
+    ``shape``'s codes within their compress bound, and decodes the raw chunk itself into exactly
+    the bytes the shape needs (:func:`zstd_decompress_exactly`), never through HDF5's filter.
 
     Example:
         >>> enc = ZstdUint8()
@@ -211,7 +210,8 @@ class ZstdUint8(Encoding):
         return _from_codes(stored.swapaxes(-1, -2))
 
     def dataset_options(self, shape):
-        load_hdf5_filters()
+        import hdf5plugin  # noqa: F401  (registers the filter with h5py; only the writer needs that)
+
         return {"chunks": shape, "compression": ZSTD_FILTER_ID, "compression_opts": (self.level,)}
 
     def dataset_attrs(self) -> dict:
@@ -221,39 +221,29 @@ class ZstdUint8(Encoding):
         return int(np.prod(shape, dtype=np.int64))
 
     def check_stored(self, dataset, shape: tuple[int, ...]) -> None:
-        load_hdf5_filters()
-        where = repr(dataset.name)
         keymajor = (*shape[:-2], shape[-1], shape[-2])
-        if dataset.dtype != np.uint8 or dataset.shape != keymajor or dataset.chunks != keymajor:
-            raise ValueError(f"{where} is not one uint8 chunk of shape {list(keymajor)}, as 'zstd-u8' writes")
-        plist = dataset.id.get_create_plist()
-        filters = [plist.get_filter(k)[0] for k in range(plist.get_nfilters())]
-        if filters != [ZSTD_FILTER_ID]:
-            raise ValueError(f"{where} has HDF5 filters {filters}; 'zstd-u8' writes only Zstandard ({ZSTD_FILTER_ID})")
-        if dataset.id.get_num_chunks() == 0:
-            return  # never written: HDF5 returns the fill value without decoding anything
-        info = dataset.id.get_chunk_info(0)
-        needed = self.max_stored_size(shape)
-        bound = needed + needed // 256 + 192  # ZSTD_compressBound: incompressible data plus block headers
-        if info.filter_mask != 0 or info.size > bound:
-            raise ValueError(f"{where} stores a chunk of {info.size} bytes; 'zstd-u8' needs at most "
-                             f"{bound} for shape {list(shape)}")
+        if dataset.dtype != np.uint8 or dataset.shape != keymajor:
+            raise ValueError(f"{dataset.name!r} holds {dataset.dtype} {list(dataset.shape)}; 'zstd-u8' writes uint8 "
+                             f"codes {list(keymajor)}")
 
     def read(self, dataset, shape: tuple[int, ...]) -> np.ndarray:
-        """The codes, decoded from the raw chunk into exactly the bytes ``shape`` needs.
+        """The codes, decoded from the one raw chunk into exactly the bytes ``shape`` needs.
 
-        HDF5's Zstandard filter ignores decoder errors (a damaged frame would read as
-        uninitialised memory), so the reader decodes the chunk itself with the same libzstd
-        that hdf5plugin ships, into a buffer of the declared size, and refuses any error.
+        HDF5's Zstandard filter ignores decoder errors (a damaged frame reads as uninitialised
+        memory, without an error), so the reader does not use it: it reads the raw chunk and
+        decodes it with the libzstd that hdf5plugin ships, into a buffer of the declared size.
         """
         keymajor = (*shape[:-2], shape[-1], shape[-2])
-        if not dataset.id.get_num_chunks():
-            return dataset[()]  # never written: the fill value, nothing to decode
-        mask, frame = dataset.id.read_direct_chunk((0,) * len(shape))
-        if mask:
-            raise ValueError(f"{dataset.name!r} holds a chunk that skipped its filter; 'zstd-u8' always filters")
+        needed = self.max_stored_size(shape)
+        if dataset.chunks != keymajor or dataset.id.get_num_chunks() != 1:
+            raise ValueError(f"{dataset.name!r} is not one chunk of {list(keymajor)}, as 'zstd-u8' writes")
+        info = dataset.id.get_chunk_info(0)
+        bound = needed + needed // 256 + 192  # ZSTD_compressBound: incompressible data plus block headers
+        if info.filter_mask or info.size > bound:
+            raise ValueError(f"{dataset.name!r} stores a chunk of {info.size} bytes (filter mask {info.filter_mask}); "
+                             f"'zstd-u8' stores at most {bound} for {list(keymajor)}, filtered")
         try:
-            raw = zstd_decompress_exactly(frame, self.max_stored_size(shape))
+            raw = zstd_decompress_exactly(dataset.id.read_direct_chunk((0,) * len(shape))[1], needed)
         except ValueError as err:
             raise ValueError(f"{dataset.name!r}: {err}") from None
         return np.frombuffer(raw, dtype=np.uint8).reshape(keymajor)
@@ -333,18 +323,6 @@ def zstd_frame_content_size(data: bytes) -> int | None:
         raise ValueError("not a Zstandard frame")
     size = int.from_bytes(data[position:position + width], "little")
     return size + 256 if width == 2 else size
-
-
-_FILTERS_LOADED = False
-
-
-def load_hdf5_filters() -> None:
-    """Register hdf5plugin's filters with h5py, once, on first need (the read side stays light until then)."""
-    global _FILTERS_LOADED
-    if not _FILTERS_LOADED:
-        import hdf5plugin  # noqa: F401  (registers the filters on import)
-
-        _FILTERS_LOADED = True
 
 
 ENCODINGS: dict[str, Encoding] = {e.name: e for e in (ZstdUint8(), CompactUint8(), Uint8(), Float16())}

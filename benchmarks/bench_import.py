@@ -10,7 +10,7 @@ excluded) and of the process's peak RSS.
 Goals (issue 12): at most +0.6 s and +80 MiB over bare `tensorboard.program`, torch and
 transformers not loaded, `sys.excepthook` untouched. The plugin loads hdf5plugin (the HDF5
 filters of the default `zstd-u8` shards) only when it first reads such a shard; a third
-variant measures that too (plugin + the filters and libzstd as the first read loads them).
+variant measures that too (plugin + hdf5plugin and its libzstd, as the first read loads them).
 
 Run: python benchmarks/bench_import.py [--repeats N]
 """
@@ -37,8 +37,8 @@ import tensorboard.program
 if {plugin}:
     from attnflows_tb.plugin import AttentionFlowsLoader
 if {filters}:
-    from attnflows_callback.encodings import _zstd_library, load_hdf5_filters
-    load_hdf5_filters(), _zstd_library()
+    from attnflows_callback.encodings import _zstd_library
+    _zstd_library()
 seconds = time.perf_counter() - start
 print(json.dumps({{
     "seconds": seconds,
