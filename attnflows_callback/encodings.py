@@ -266,7 +266,8 @@ def zstd_decompress_exactly(frame: bytes, expected: int) -> bytes:
     """
     declared = zstd_frame_content_size(frame)
     if declared != expected:
-        raise ValueError(f"the Zstandard frame declares {declared} bytes; the shape needs {expected}")
+        said = "no size" if declared is None else f"{declared} bytes"
+        raise ValueError(f"the Zstandard frame declares {said}; the shape needs {expected}")
     library = _zstd_library()
     out = ctypes.create_string_buffer(expected)
     written = library.ZSTD_decompress(out, expected, frame, len(frame))
@@ -283,8 +284,10 @@ def _zstd_library():
     import glob
     import os
 
-    import hdf5plugin
-
+    try:
+        import hdf5plugin
+    except ImportError:
+        raise ValueError("reading 'zstd-u8' shards needs hdf5plugin: pip install hdf5plugin") from None
     paths = glob.glob(os.path.join(hdf5plugin.PLUGIN_PATH, "*h5zstd*"))
     if not paths:
         raise ValueError(f"hdf5plugin {hdf5plugin.version} ships no Zstandard filter; install hdf5plugin>=4")

@@ -377,7 +377,7 @@ class Run:
         if dataset.size > encoding.max_stored_size(expected) or dataset.dtype.itemsize > 4:
             raise ValueError(f"'attention/{stream}/{i}' stores {dataset.size} values of {dataset.dtype}, "
                              f"more than {encoding.name!r} needs for shape {list(expected)}")
-        encoding.check_stored(dataset, expected)  # bounds the decode; loads a filter the shard needs
+        encoding.check_stored(dataset, expected)  # the encoding's own cheap checks (stored dtype and shape)
         return expected
 
     def _forget(self, step: int) -> None:

@@ -16,8 +16,9 @@ Candidates: ``zstd-u8`` (the default: uint8 codes, key-major, Zstandard level 9)
 15, the same query-major (what key-major order buys), Blosc2 with its Zstandard codec on the same
 codes (no filter and bit-shuffle), SZ3 with an absolute error bound of 2e-3, ZFP in accuracy mode
 with the tolerance tuned per token length until the measured max error is <= 2e-3 (ZFP's
-tolerance is not a strict bound), and ``float16``. A candidate becomes the default if it beats
-``compact`` on at least two of the three measures at every token length.
+tolerance is not a strict bound), and the older ``uint8`` (HDF5's built-in deflate) and
+``float16``. A candidate becomes the default if it beats ``compact`` on at least two of the three
+measures at every token length.
 
 Rounds alternate the candidates (compact, zstd-u8, ..., compact, zstd-u8, ...), so drift in the
 machine's load hits all alike; hdf5plugin and libzstd are loaded before the first round.
@@ -106,6 +107,7 @@ def candidates(zfp_tolerance: float) -> list:
         FilteredFloats("SZ3, absolute 2e-3", dict(hdf5plugin.SZ3(absolute=ERROR_BOUND))),
         FilteredFloats(f"ZFP accuracy {zfp_tolerance:g} (tuned: max error <= 2e-3)",
                        dict(hdf5plugin.Zfp(accuracy=zfp_tolerance)), flat=True),
+        ENCODINGS["uint8"],
         ENCODINGS["float16"],
     ]
 

@@ -165,3 +165,18 @@ def test_a_zstd_u8_dataset_of_another_filter_chunking_or_dtype_is_refused(run_co
         f.create_dataset("attention/self/0", data=codes.astype(np.float32)).attrs.update(attrs)
     run = open_run(run_copy)
     assert run.steps.tolist() == [0] and "'zstd-u8' writes uint8 codes [2, 4, 9, 9]" in run.problems[0].reason
+
+
+def test_hdf5plugin_loads_on_the_first_zstd_u8_read_not_when_a_run_is_opened(recorded):
+    script = f"""
+import json, sys
+from attnflows_callback import open_run
+run = open_run({str(recorded)!r})
+indexed = "hdf5plugin" in sys.modules
+run.attention(0, 10)
+print(json.dumps({{"indexed": indexed, "read": "hdf5plugin" in sys.modules, "steps": run.steps.tolist()}}))
+"""
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"indexed": False, "read": True, "steps": [0, 10]}
