@@ -21,6 +21,7 @@ import pytest
 
 from attnflows_callback import ENCODINGS, open_run
 from attnflows_callback.encodings import DEFAULT_ENCODING, ZSTD_FILTER_ID, zstd_frame_content_size
+from tests.core.test_hostile_files import shard
 from tests.helpers import write_run, zstd_frame
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -33,13 +34,7 @@ def recorded(tmp_path_factory):
 
 @pytest.fixture()
 def run_copy(recorded, tmp_path):
-    copy = tmp_path / "run"
-    shutil.copytree(recorded, copy)
-    return copy
-
-
-def shard(run_dir, step):
-    return run_dir / "attnflows" / "snapshots" / f"step-{step:012d}.h5"
+    return shutil.copytree(recorded, tmp_path / "run")
 
 
 def documented_snippet() -> str:
