@@ -182,7 +182,7 @@ class ZstdUint8(Encoding):
     plain h5py reads a shard after ``import hdf5plugin``, and
     ``ds[()].swapaxes(-1, -2) * ds.attrs["scale"]`` is the attention ``[L, H, Tq, Tk]``
     (key-major order, as in ``compact``, puts the columns of "vertical" heads next to each
-    other: 6% fewer bytes at 49 tokens). Against ``compact`` it is about 10% larger and encodes
+    other: 6% fewer bytes at 49 tokens). Against ``compact`` it is 12 to 14% larger and encodes
     and decodes several times faster (``benchmarks/bench_compression.py``).
 
     Decoding is bounded and checked: :meth:`read` refuses a dataset that is not one chunk of

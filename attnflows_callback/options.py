@@ -36,7 +36,7 @@ class RecorderOptions:
 
     encoding: str = DEFAULT_ENCODING
     """``"zstd-u8"`` (default; uint8 codes + HDF5's standard Zstandard filter, max error 1/510),
-    ``"compact"`` (uint8 codes + LZMA, same error, ~10% smaller, several times slower),
+    ``"compact"`` (uint8 codes + LZMA, same error, 11 to 12% smaller, several times slower),
     ``"uint8"`` (HDF5-native deflate, same error) or ``"float16"`` (see docs/format.md)."""
     max_length: int | None = DEFAULT_MAX_LENGTH
     """Tokens kept per probe example; None: the tokenizer's ``model_max_length``, at most 128
