@@ -31,12 +31,13 @@ class RecorderOptions:
         >>> RecorderOptions(encoding="zip")
         Traceback (most recent call last):
         ...
-        ValueError: encoding must be one of ['compact', 'float16', 'uint8'], got 'zip'
+        ValueError: encoding must be one of ['compact', 'float16', 'uint8', 'zstd-u8'], got 'zip'
     """
 
     encoding: str = DEFAULT_ENCODING
-    """``"compact"`` (default; uint8 codes + LZMA, max error 1/510), ``"uint8"`` (HDF5-native
-    deflate, same error) or ``"float16"`` (see docs/format.md)."""
+    """``"zstd-u8"`` (default; uint8 codes + HDF5's standard Zstandard filter, max error 1/510),
+    ``"compact"`` (uint8 codes + LZMA, same error, 11 to 12% smaller, several times slower),
+    ``"uint8"`` (HDF5-native deflate, same error) or ``"float16"`` (see docs/format.md)."""
     max_length: int | None = DEFAULT_MAX_LENGTH
     """Tokens kept per probe example; None: the tokenizer's ``model_max_length``, at most 128
     (:data:`~attnflows_callback.probe.MAX_LENGTH_CAP`)."""

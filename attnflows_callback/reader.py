@@ -287,6 +287,7 @@ class Run(RunProbe):
         if dataset.size > encoding.max_stored_size(expected) or dataset.dtype.itemsize > 4:
             raise ValueError(f"'attention/{stream}/{i}' stores {dataset.size} values of {dataset.dtype}, "
                              f"more than {encoding.name!r} needs for shape {list(expected)}")
+        encoding.check_stored(dataset, expected)  # the encoding's own cheap checks (stored dtype and shape)
         return expected
 
     def _forget(self, step: int) -> None:
@@ -319,7 +320,7 @@ class Run(RunProbe):
             dataset = _safe(f, attention_path(stream, i))
             encoding = get_encoding(str(f.attrs["encoding"]))
             shape = self._check_attention(dataset, encoding, i, stream)
-            stored = dataset[()]
+            stored = encoding.read(dataset, shape)
         decoded = encoding.decode(stored, shape)
         if decoded.shape != shape:
             raise ValueError(f"'attention/{stream}/{i}' decodes to shape {list(decoded.shape)}, not {list(shape)}")

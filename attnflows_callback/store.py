@@ -316,6 +316,7 @@ class RunWriter:
                         stored = self.encoding.encode(weights)
                         ds = group.create_dataset(str(i), data=stored, **self.encoding.dataset_options(stored.shape))
                         ds.attrs[SHAPE_ATTR] = np.asarray(weights.shape, dtype=np.int64)
+                        ds.attrs.update(self.encoding.dataset_attrs())
                 if logits is not None:
                     f.create_dataset(SHARD_LOGITS, data=np.asarray(logits, dtype=np.float32))
                 for stream, metrics in (summaries or {}).items():

@@ -24,6 +24,7 @@ from ._common import FIGURE_PREFIX, ROOT, Figure, machine
 # (script, what it measures, timeout in seconds)
 SCRIPTS = [
     ("bench_storage.py", "Storage: bytes per attention weight and max error, per encoding", 300),
+    ("bench_compression.py", "Compression: standard HDF5 filters (hdf5plugin) vs compact, at 14, 49 and 128 tokens", 900),
     ("bench_snapshot.py", "Snapshot cost on the training thread vs the bare probe forward pass", 300),
     ("bench_training_overhead.py", "Training overhead: real MiniLM fine-tuning with and without the callback", 600),
     ("bench_baselines.py", "Training with attnflows vs what users would otherwise write (time and disk)", 600),

@@ -140,3 +140,16 @@ def write_run(run_dir: Path, *, steps=(0, 10, 20), family: str = "bert", texts=P
 def softmax_rows(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def zstd_frame(payload: bytes) -> bytes:
+    """A real Zstandard frame of ``payload``, made by HDF5's own filter (hdf5plugin) in an in-memory file."""
+    import io
+
+    import h5py
+    import hdf5plugin
+
+    data = np.frombuffer(payload, np.uint8)
+    with h5py.File(io.BytesIO(), "w") as f:
+        ds = f.create_dataset("x", data=data, chunks=data.shape, **hdf5plugin.Zstd())
+        return ds.id.read_direct_chunk((0,))[1]

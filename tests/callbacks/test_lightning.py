@@ -151,7 +151,7 @@ def test_sdpa_model_under_bf16_autocast_records_real_attention(tmp_path):
 def test_bad_arguments_are_refused_when_the_callback_is_built():
     with pytest.raises(ValueError, match="every_n_steps must be None or an integer >= 1, got 0"):
         AttentionFlowsCallback(probe_set(), every_n_steps=0)
-    with pytest.raises(ValueError, match=r"encoding must be one of \['compact', 'float16', 'uint8'\], got 'zip'"):
+    with pytest.raises(ValueError, match=r"encoding must be one of \['compact', 'float16', 'uint8', 'zstd-u8'\], got 'zip'"):
         AttentionFlowsCallback(probe_set(), encoding="zip")
     with pytest.raises(TypeError, match="probe_set must be a ProbeSet"):
         AttentionFlowsCallback(["a text"])

@@ -28,7 +28,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
-    return write_run(tmp_path_factory.mktemp("hostile") / "run", steps=(0, 10, 20))
+    # compact: these tests forge LZMA streams; tests/core/test_encodings_standard.py forges zstd-u8 chunks
+    return write_run(tmp_path_factory.mktemp("hostile") / "run", steps=(0, 10, 20), encoding="compact")
 
 
 @pytest.fixture()

@@ -185,7 +185,7 @@ def test_snapshot_after_close_is_an_error(tmp_path):
 
 
 def test_bad_constructor_arguments_list_the_allowed_values(tmp_path):
-    with pytest.raises(ValueError, match=r"encoding must be one of \['compact', 'float16', 'uint8'\]"):
+    with pytest.raises(ValueError, match=r"encoding must be one of \['compact', 'float16', 'uint8', 'zstd-u8'\]"):
         recorder(tmp_path, encoding="jpeg")
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
         recorder(tmp_path, batch_size=0)

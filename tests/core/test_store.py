@@ -48,7 +48,7 @@ def test_compact_streams_of_the_earlier_preset_still_decode_as_documented():
 
 
 def test_unknown_encoding_lists_the_allowed_ones():
-    with pytest.raises(ValueError, match=r"encoding must be one of \['compact', 'float16', 'uint8'\]"):
+    with pytest.raises(ValueError, match=r"encoding must be one of \['compact', 'float16', 'uint8', 'zstd-u8'\]"):
         get_encoding("png")
 
 

@@ -8,7 +8,6 @@ holds a process-wide lock) fails the test instead of hanging it.
 from __future__ import annotations
 
 import json
-import lzma
 import os
 import shutil
 import time
@@ -19,8 +18,7 @@ import h5py
 import numpy as np
 import pytest
 
-from attnflows_callback.store import COMPACT_ENCODE_FILTERS
-from tests.helpers import PROBE_LABELS, PROBE_TEXTS, write_run
+from tests.helpers import PROBE_LABELS, PROBE_TEXTS, write_run, zstd_frame
 
 from .conftest import PREFIX, snapshot_path
 from .test_server import fetch, tensorboard_process, wait_for
@@ -49,9 +47,9 @@ def hostile(logdir, tmp_path_factory):
     for run, file in (("fifo_status", "status.json"), ("fifo_probe", "probe.h5")):
         (root / run / "attnflows" / file).unlink()
         os.mkfifo(root / run / "attnflows" / file)
-    # 4 MiB of zeros in a stream small enough for example 0's [2, 4, 9, 9] codes.
-    bomb = lzma.compress(bytes(4 * 2**20), format=lzma.FORMAT_RAW, filters=COMPACT_ENCODE_FILTERS)
-    replace_dataset(snapshot_path(root / "bomb", 10), "attention/self/0", data=np.frombuffer(bomb, np.uint8))
+    # A Zstandard frame of 4 MiB of zeros in place of example 0's [2, 4, 9, 9] codes (the default encoding).
+    with h5py.File(snapshot_path(root / "bomb", 10), "r+") as f:
+        f["attention/self/0"].id.write_direct_chunk((0, 0, 0, 0), zstd_frame(bytes(4 * 2**20)))
     replace_dataset(snapshot_path(root / "mixed", 10), "logits", data=np.zeros((6, 3), np.float32))
     with h5py.File(snapshot_path(root / "shape", 20), "r+") as f:
         f["attention/self/0"].attrs["shape"] = np.array([2, 4, 3, 3])
@@ -99,7 +97,7 @@ def test_fifos_cost_their_own_file_and_block_no_other_request(hostile):
 def test_a_compression_bomb_costs_one_404_and_a_problem(hostile):
     base, _, _ = hostile
     status, body = get(base, "attention", run="bomb", example=0, step=10)
-    assert status == 404 and "inflates to more than the 648 bytes" in json.loads(body)["error"]
+    assert status == 404 and "declares 4194304 bytes; the shape needs 648" in json.loads(body)["error"]
     assert get(base, "attention", run="bomb", example=1, step=10)[0] == 200  # the rest of the shard reads
     assert get(base, "flow", run="bomb", example=2, step=10, method="rollout")[0] == 200
     problems = listing(base)[0]["bomb"]["problems"]
