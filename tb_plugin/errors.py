@@ -52,6 +52,16 @@ class MethodNotAllowed(ApiError):
     http_code = 405
 
 
+class NeedsFullRows(ApiError):
+    """An answer computed over every attention row, asked of a run that recorded only some (409).
+
+    Its body carries ``"needs_full_rows": true`` so the tab shows a notice, not an error.
+    """
+
+    http_code = 409
+    body = {"needs_full_rows": True}
+
+
 def safe_text(text: object) -> str:
     """``text`` without absolute paths (kept as their last component) and cut to one short line.
 
