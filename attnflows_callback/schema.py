@@ -100,13 +100,17 @@ def run_meta(model, probe, streams: dict, hparams: dict, reduction, *, fed_input
     shapes = ",".join(f"{s}={v['layers']}x{v['heads']}" for s, v in streams.items())
     if not reduction.is_identity:
         shapes += f";{json.dumps(reduction.describe(), sort_keys=True)}"
+    config_dict = jsonable(config.to_dict())
+    # Which stored head reads which key/value head (grouped-query attention); None: every head its own.
+    streams = {name: {**shape, "kv_heads": key_value_heads(config_dict, shape.get("head_ids"))}
+               for name, shape in streams.items()}
     meta = {
         "model": {
             "class": type(model).__name__,
             "name_or_path": getattr(config, "_name_or_path", "") or getattr(model, "name_or_path", ""),
             "model_type": getattr(config, "model_type", ""),
             "identity": f"{type(model).__name__}[{shapes}]",
-            "config": jsonable(config.to_dict()),
+            "config": config_dict,
         },
         "streams": streams,
         "probe_id": probe.probe_id,
@@ -123,6 +127,32 @@ def run_meta(model, probe, streams: dict, hparams: dict, reduction, *, fed_input
     if trainer_args:
         meta["trainer_args"] = jsonable(trainer_args)
     return meta
+
+
+def key_value_heads(config: dict, head_ids: list[int] | None) -> list[int] | None:
+    """The key/value head each stored query head reads, or None when every head has its own.
+
+    Grouped-query attention (Llama, Mistral, Qwen, ...) lets ``num_attention_heads /
+    num_key_value_heads`` consecutive query heads share one key/value head: query head ``h``
+    reads key/value head ``h // group``. ``config`` is the model config as a dict (run.json's
+    ``model.config``), ``head_ids`` the model's head index of each stored head (None: all).
+    A config without ``num_key_value_heads`` (BERT, GPT-2, T5, older runs) means no grouping.
+
+    Example:
+        >>> config = {"num_attention_heads": 8, "num_key_value_heads": 2}
+        >>> key_value_heads(config, None), key_value_heads(config, [1, 6])
+        ([0, 0, 0, 0, 1, 1, 1, 1], [0, 1])
+        >>> key_value_heads({"num_attention_heads": 8}, None) is None
+        True
+    """
+    heads, kv = config.get("num_attention_heads"), config.get("num_key_value_heads")
+    if not (isinstance(heads, int) and isinstance(kv, int)) or not 0 < kv < heads or heads % kv:
+        return None
+    group = heads // kv
+    ids = range(heads) if head_ids is None else head_ids
+    if any(not isinstance(h, int) or not 0 <= h < heads for h in ids):
+        return None  # stored heads that are not the config's query heads (another stream's): no claim
+    return [h // group for h in ids]
 
 
 def probe_arrays(probe, *, fed_inputs: list[str], encoder_decoder: bool) -> dict:

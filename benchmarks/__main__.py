@@ -1,6 +1,7 @@
 """Run every benchmark and write docs/benchmarks.md.
 
-    python -m benchmarks                 # all of them, on CPU (about 10 to 15 minutes on 2 cores)
+    python -m benchmarks                 # all of them, on CPU (about 10 to 15 minutes on 2 cores, plus
+                                         # bench_big_model.py: 15 to 40 minutes and 8 GiB of memory)
     python -m benchmarks --only storage  # the scripts whose name contains "storage"
     python -m benchmarks --no-write      # print only
     python -m benchmarks --only flow --update  # re-run one script, replace its section only
@@ -34,6 +35,7 @@ SCRIPTS = [
     ("bench_safety.py", "Hostile files: limited decode vs lzma.decompress; checked reads and in-memory writes vs plain h5py", 300),
     ("bench_frontend.py", "Frontend: first render and scrub frame time in headless Chromium", 300),
     ("bench_gpu.py", "GPU: overhead and snapshot cost under bf16 autocast, sdpa training, eager probe pass", 600),
+    ("bench_big_model.py", 'A ~1B Llama-style decoder at 512 tokens: top_k and rows="cls" against a full snapshot', 3600),
 ]
 OUTPUT = os.path.join(ROOT, "docs", "benchmarks.md")
 NOTES = os.path.join(ROOT, "benchmarks", "NOTES.md")

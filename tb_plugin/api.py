@@ -15,7 +15,7 @@ import numpy as np
 from attnflows_callback import analysis
 
 from . import display as display_options
-from . import registry
+from . import reduced, registry
 from .display import Display
 from .errors import BadRequest, MethodNotAllowed, error_body, safe_text  # noqa: F401  (error_body re-exported)
 from .params import resolve_heads
@@ -29,6 +29,10 @@ FLOW_METHODS = ("raw", "rollout", "flow", "trace")  # the /flow answers; the tab
 HEAD_POSITION_METRICS = {"to_cls": "cls", "to_sep": "sep", "to_self": "self"}  # contract name -> head_metrics key
 SUMMARY_METRICS = {"head_change": "js_from_start", "head_cosine": "cosine_from_start", "head_entropy": "entropy"}
 DEFAULT_TAU = 0.1
+# What each /flow answer is called when a run with only the classification row cannot give it.
+FULL_ROWS_WHAT = {"rollout": "rollout", "flow": "max-flow", "trace": "the attention flow trace",
+                  "raw": "the attention flow trace", "per_head": "the per-head graph"}
+_VIEW_MEASURE = {"rollout": "rollout", "flow": "flow"}  # a view's bars: rollout or max-flow; else the trace
 DEFAULT_MOST_CHANGED = 10
 
 
@@ -46,7 +50,8 @@ def run_listing_impl(name: str, entry: OpenRun) -> dict:
         "steps": steps,
         "kinds": [run.snapshot_info(s).kind for s in steps],
         "model": {k: model.get(k) for k in ("class", "name_or_path", "identity")},
-        "streams": {s: dict(zip(("layers", "heads"), run.stream_shape(s))) for s in entry.run.streams},
+        "streams": {s: {**dict(zip(("layers", "heads"), run.stream_shape(s))), **reduced.listing(run.meta, s)}
+                    for s in entry.run.streams},
         "probe_id": run.probe_id,
         "num_examples": run.num_examples,
         "label_names": run.label_names,
@@ -154,6 +159,8 @@ def attention_impl(name: str, entry: OpenRun, cache: AttentionCache, *, example:
             check_index(head, heads, "head")
             attention, head_list = attention[:, head : head + 1], [head]
     query_tokens, key_tokens = entry.run.stream_tokens(example, stream)
+    if attention.shape[-2] == 1 and len(query_tokens) > 1:  # rows="cls": the classification position's row only
+        query_tokens = [query_tokens[classification_source(entry, len(query_tokens))]]
     shown = shown_attention(entry, example, stream, attention, display)
     if shown.info is not None:
         attention, query_tokens, key_tokens = shown.attention, shown.labels, shown.labels
@@ -207,7 +214,8 @@ def heads_impl(name: str, entry: OpenRun, cache: AttentionCache, *, step: int, e
                "cosine": from_summary("cosine_from_start")}
     out: dict = {}
     patterns = baseline = None
-    if stream not in CROSS_STREAMS:  # where heads look, and their pattern, are self-attention measures
+    cls_row_only = reduced.stream_reduction(run.meta, stream)["rows"] == "cls"
+    if stream not in CROSS_STREAMS and not cls_row_only:  # where heads look, and their pattern: over every row
         per_example: dict[str, list] = {}
         patterns, baseline = [], []
         for i in examples:
@@ -230,7 +238,9 @@ def heads_impl(name: str, entry: OpenRun, cache: AttentionCache, *, step: int, e
     out["importance"] = numbers(from_summary("importance")) if "importance" in summary else None
     for contract_name in HEAD_POSITION_METRICS:
         out.setdefault(contract_name, None)
+    needs_full_rows = sorted([*HEAD_POSITION_METRICS, "pattern"]) if cls_row_only and stream not in CROSS_STREAMS else []
     return {"run": name, "step": step, "stream": stream, "example": example, "metrics": out,
+            "needs_full_rows": needs_full_rows, "kv_heads": reduced.stream_kv_heads(run.meta, stream),
             "pattern_classes": list(analysis.PATTERN_CLASSES),
             "entropy_baseline": None if baseline is None else round(float(np.mean(baseline)), 6)}
 
@@ -262,6 +272,9 @@ def flow_impl(name: str, entry: OpenRun, cache: AttentionCache, *, example: int,
     stream = check_stream(entry, stream)
     check_example(entry, example)
     check_step(entry, step)
+    if method != "raw":
+        reduced.require_full_rows(entry.run.meta, stream, FULL_ROWS_WHAT.get(view or method, "the attention flow"))
+    reduction = reduced.stream_reduction(entry.run.meta, stream)
     layers, heads_per_layer = entry.run.stream_shape(stream)
     pairs = resolve_heads(heads, layers, heads_per_layer)
     attention = read_attention(entry, cache, example, step, stream)
@@ -284,12 +297,16 @@ def flow_impl(name: str, entry: OpenRun, cache: AttentionCache, *, example: int,
     selected, head_indices = head_selection(attention, pairs)
     if method == "rollout":
         rolled = analysis.rollout(selected, residual=residual, heads=head_indices)
-        return frame({**common, "residual": residual, "tokens": tokens}, rolled)
+        return frame({**common, "residual": residual, "tokens": tokens,
+                      "reduction": reduced.top_k_note(reduction, "rollout")}, rolled)
     if method == "flow":
         values = analysis.attention_flow(selected, source, residual=residual, heads=head_indices)
-        return {**common, "source": source, "residual": residual, "values": numbers(values), "tokens": tokens}
+        return {**common, "source": source, "residual": residual, "values": numbers(values), "tokens": tokens,
+                "reduction": reduced.top_k_note(reduction, "flow")}
     if view is not None:
         chosen = registry.FLOW_METHODS[view]
+        common["reduction"] = reduced.top_k_note(reduction, _VIEW_MEASURE.get(view, "trace"), tau,
+                                                 per_head=chosen.trace_mode == "any_head")
         graph = registry.Graph(selected, head_indices, source, layer, tau, residual, mode=chosen.trace_mode)
         edges, influence = chosen.draw(graph)
         out = {**common, "view": view, "trace_mode": chosen.trace_mode, "source": source, "layer": layer,
@@ -300,6 +317,7 @@ def flow_impl(name: str, entry: OpenRun, cache: AttentionCache, *, example: int,
             out["edge_heads"] = edge_heads(selected, graph.trace, head_indices is None and pairs is not None)
         return out
     traced = analysis.trace(selected, source=source, layer=layer, tau=tau, heads=head_indices)
+    common["reduction"] = reduced.top_k_note(reduction, "trace", tau)
     return {**common, "source": traced.source, "layer": traced.layer, "tau": traced.tau, "tokens": tokens,
             "reached": [traced.tokens_at(level).tolist() for level in range(traced.reached.shape[0])],
             "edges": [[int(e["layer"]), int(e["from_pos"]), int(e["to_pos"]), round(float(e["weight"]), 6)]
@@ -376,6 +394,8 @@ def compare_impl(name: str, entry: OpenRun, other_name: str, other: OpenRun, cac
         "hparams": {"run": entry.run.meta.get("hparams", {}), "other_run": other.run.meta.get("hparams", {})},
     }
     if example is not None:
+        for run_entry in (entry, other):
+            reduced.require_full_rows(run_entry.run.meta, stream, "the comparison trace")
         a = read_attention(entry, cache, example, step, stream)
         b = read_attention(other, cache, example, other_step, stream)
         if stream in CROSS_STREAMS or a.shape[-1] != a.shape[-2]:

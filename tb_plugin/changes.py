@@ -23,7 +23,7 @@ from attnflows_callback.aggregate import aggregate_run
 from attnflows_callback.analysis.aggregate import select_examples
 from attnflows_callback.explain import explain_flip
 
-from . import metadata, registry
+from . import metadata, reduced, registry
 from .api import (CROSS_STREAMS, DEFAULT_TAU, check_example, check_index, check_step, check_stream,
                   classification_source, head_selection, numbers, read_attention)
 from .errors import BadRequest, NotFound, safe_text
@@ -57,6 +57,7 @@ def aggregate_impl(name: str, entry: OpenRun, *, step: int, selection: str = "al
     stream = _self_attention(entry, stream)
     check_step(entry, step)
     run = entry.run
+    reduced.require_full_rows(run.meta, stream, "the aggregate over examples (word influence is a rollout)")
     if selection.startswith("class:"):
         if run.labels is None:
             raise BadRequest("this run's probe set has no labels: choose selection 'all' or 'flipped'")
@@ -104,6 +105,7 @@ def explain_impl(name: str, entry: OpenRun, *, example: int, step: int | None = 
     check_example(entry, example)
     if step is not None:
         check_step(entry, step)
+    reduced.require_full_rows(entry.run.meta, stream, "the flip explanation (trace edges and influence)")
     try:
         found = explain_flip(entry.run, example, step, stream=stream, tau=tau, mode=mode, drop_special=drop_special,
                              drop_punctuation=drop_punctuation)
@@ -157,6 +159,7 @@ def lifetimes_impl(name: str, entry: OpenRun, cache: AttentionCache, *, example:
     check_example(entry, example)
     check_step(entry, step)
     run = entry.run
+    reduced.require_full_rows(run.meta, stream, "edge lifetimes (a trace at every snapshot)")
     layers, heads_per_layer = run.stream_shape(stream)
     pairs = resolve_heads(heads, layers, heads_per_layer)
     tokens, _ = run.stream_tokens(example, stream)

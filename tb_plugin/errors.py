@@ -52,6 +52,16 @@ class MethodNotAllowed(ApiError):
     http_code = 405
 
 
+class NeedsFullRows(ApiError):
+    """An answer computed over every attention row, asked of a run that recorded only some (409).
+
+    Its body carries ``"needs_full_rows": true`` so the tab shows a notice, not an error.
+    """
+
+    http_code = 409
+    body = {"needs_full_rows": True}
+
+
 def safe_text(text: object) -> str:
     """``text`` without absolute paths (kept as their last component) and cut to one short line.
 
@@ -85,7 +95,9 @@ def describe(err: BaseException) -> str:
 
 def error_body(err: Exception) -> dict:
     """The JSON body of an error response."""
-    return {"error": safe_text(err) if isinstance(err, ApiError) else describe(err)}
+    if isinstance(err, ApiError):
+        return {"error": safe_text(err), **getattr(err, "body", {})}
+    return {"error": describe(err)}
 
 
 def neutralise_bidi(text: str) -> str:

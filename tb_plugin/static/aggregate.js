@@ -20,6 +20,7 @@ export class AcrossExamples extends CanvasView {
   static title = "Across examples";
   static depends = ["data", "run", "step", "heads", "targets"];
   static slot = "wide";
+  static needsFullRows = "the word influence (a rollout)"; // not drawn for a rows="cls" run (app.updateView says why)
 
   constructor(app) {
     super(app, {fileStem: () => app.stem(`aggregate-${this.selection.value.replace(":", "")}`)});

@@ -8,9 +8,11 @@ const BASE = new URL("../", import.meta.url);
 const cache = new LruCache(API_RESPONSES_KEPT);
 
 export class ApiError extends Error {
-  constructor(status, message) {
+  /** needsFullRows: the answer needs every attention row and the run recorded fewer (409, docs/http_api.md). */
+  constructor(status, message, {needsFullRows = false} = {}) {
     super(message);
     this.status = status;
+    this.needsFullRows = needsFullRows;
   }
 }
 
@@ -27,13 +29,15 @@ async function request(url, kind) {
   const response = await fetch(url, {credentials: "same-origin"});
   if (!response.ok) {
     let text = `HTTP ${response.status}`;
+    let needsFullRows = false;
     try {
       const body = await response.json();
       if (body && typeof body.error === "string") text = body.error;
+      needsFullRows = body?.needs_full_rows === true;
     } catch {
       // Not JSON: keep the status line.
     }
-    throw new ApiError(response.status, text);
+    throw new ApiError(response.status, text, {needsFullRows});
   }
   if (kind === "json") return response.json();
   return decodeTensor(await response.arrayBuffer());

@@ -105,6 +105,23 @@ class App {
     return this.run?.streams?.[this.stream]?.heads || 0;
   }
 
+  /** "all", or "cls" when the run recorded only the classification token's row (docs/scaling.md). */
+  get rowsRecorded() {
+    return this.run?.streams?.[this.stream]?.rows || "all";
+  }
+
+  /** The key/value head of each head (grouped-query attention), or null when each head has its own. */
+  get kvHeads() {
+    const kv = this.run?.streams?.[this.stream]?.kv_heads;
+    return Array.isArray(kv) && kv.length === this.heads ? kv : null;
+  }
+
+  /** Why `what` cannot be shown for a run that recorded only the classification token's row. */
+  clsOnlyNotice(what) {
+    return `This run recorded only the classification token's row (rows='cls'), and ${what} need every row: ` +
+      "record with rows='all' to see them.";
+  }
+
   get example() {
     const n = this.probe?.examples.length || 0;
     return Math.min(Math.max(0, this.state.example), Math.max(0, n - 1));
@@ -256,6 +273,16 @@ class App {
     if (run.notes?.length) {
       add("warn", `${run.notes.length === 1 ? "A note" : "Notes"} on how this run was recorded.`, run.notes.join(" "));
     }
+    const reduction = run.streams?.[this.stream];
+    if (reduction?.rows === "cls") {
+      add("info", "This run recorded only the classification token's attention row (rows='cls').",
+        "The timeline, the head change and entropy, and the run comparison use that row. The flow, token influence, " +
+        "head detail, edge lifetimes, the aggregate and the flip explanation need every row: record with rows='all' to see them.");
+    } else if (reduction?.top_k) {
+      add("info", `This run kept the ${reduction.top_k} largest weights of each attention row (top_k=${reduction.top_k}).`,
+        `Per-head traces at τ ≥ 1/${reduction.top_k} are exact; averaged heads, rollout and max-flow are approximations ` +
+        "that miss the dropped weights. Each view's note says which it shows.");
+    }
     if (this.layers === 1) add("info", "This model has one layer.", "Rollout and max-flow then span a single step of attention.");
   }
 
@@ -300,8 +327,18 @@ class App {
     return this.track(Promise.all(jobs)).then(() => this.schedulePrefetch());
   }
 
+  /** True (after showing why) when `view` needs every attention row and this run recorded only the [CLS] row. */
+  refusesView(view) {
+    const what = view.constructor.needsFullRows;
+    if (!what || this.rowsRecorded !== "cls") return false;
+    view.generation++; // a load still under way must not draw over the notice
+    view.panel.showMessage("info", `${view.constructor.title} needs full attention rows.`, this.clsOnlyNotice(what));
+    return true;
+  }
+
   /** At most one update per view in flight: changes that arrive meanwhile are merged into one more. */
   updateView(name, changed) {
+    if (this.refusesView(this.views[name])) return Promise.resolve();
     const queued = this.queued.get(name);
     if (queued) {
       for (const key of changed) queued.changed.add(key);
@@ -335,6 +372,7 @@ class App {
       for (const i of order) {
         for (const view of Object.values(this.views)) {
           if (generation !== this.prefetchGeneration || this.pending) return;
+          if (view.constructor.needsFullRows && this.rowsRecorded === "cls") continue;
           try {
             await view.prefetch?.(steps[i]);
           } catch {

@@ -22,6 +22,7 @@ export class FlipExplanation extends CanvasView {
   static title = "Why did it flip?";
   static depends = ["data", "run", "targets"];
   static slot = "wide";
+  static needsFullRows = "the trace edges and the influence"; // not drawn for a rows="cls" run (app.updateView says why)
 
   constructor(app) {
     super(app, {fileStem: () => app.stem(`explain-${this.target?.example}-step${this.target?.step}`)});

@@ -24,6 +24,7 @@ export class FlowView extends CanvasView {
   static depends = ["data", "run", "example", "step", "method", "tau", "source", "layer", "heads", "overlay", "other",
     "targets", "units", "edges"];
   static slot = "main";
+  static needsFullRows = "its traces, rollout and max-flow"; // not drawn for a rows="cls" run (app.updateView says why)
 
   constructor(app) {
     super(app, {fileStem: () => app.stem("flow")});
@@ -118,6 +119,7 @@ export class FlowView extends CanvasView {
     if (!(await this.load(() => this.fetchData(), "The flow could not be computed for this selection."))) return;
     const notes = [];
     if (app.layers === 1) notes.push("The model has one layer: the trace is a single step, and rollout equals the residual-adjusted attention.");
+    if (this.data.trace.reduction) notes.push(`${this.data.trace.reduction.note}.`);
     if (s.overlay === "run" && !app.otherRun) notes.push("Pick run B in the run comparison to see the run overlay.");
     const heads = headSet(s);
     const perHead = this.data.perHead;

@@ -18,6 +18,7 @@ export class HeadDetail extends CanvasView {
   static title = "Head detail";
   static depends = ["data", "run", "example", "step", "detail", "targets", "units"];
   static slot = "wide";
+  static needsFullRows = "the query x key maps"; // not drawn for a rows="cls" run (app.updateView says why)
 
   constructor(app) {
     super(app, {fileStem: () => app.stem(`head-${app.detailHead.replace(":", "-")}`)});

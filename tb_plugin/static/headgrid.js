@@ -9,11 +9,40 @@ import {CanvasView} from "./view.js";
 
 const LEFT = 58;
 const TOP = 18;
+const GROUP_ROW = 22; // the key/value brackets and their labels, under the head labels
 
-/** Draw an [L][H] grid of values with the deepest layer on top; returns the cell geometry. */
-export function drawGrid(p, x, y, cell, values, color, {selected = new Set(), detail = "", title = ""} = {}) {
+/** The gap between two key/value groups of heads, for a cell size. */
+export const groupGap = (cell) => Math.max(3, Math.round(cell / 3));
+
+/**
+ * Heads that share a key/value head (grouped-query attention): [{kv, first, last}] over consecutive heads,
+ * or null when `kvHeads` is missing or every head has its own.
+ */
+export function kvGroups(kvHeads, H) {
+  if (!Array.isArray(kvHeads) || kvHeads.length !== H || new Set(kvHeads).size === H) return null;
+  const groups = [];
+  kvHeads.forEach((kv, h) => {
+    const last = groups[groups.length - 1];
+    if (last && last.kv === kv) last.last = h;
+    else groups.push({kv, first: h, last: h});
+  });
+  return groups;
+}
+
+/**
+ * Draw an [L][H] grid of values with the deepest layer on top; returns the cell geometry.
+ * kvHeads (optional): the key/value head of each head; heads that share one are drawn as a group, set
+ * apart by a gap and bracketed under the head labels with "KV k".
+ */
+export function drawGrid(p, x, y, cell, values, color, {selected = new Set(), detail = "", title = "", kvHeads = null} = {}) {
   const L = values.length;
   const H = values[0]?.length || 0;
+  const groups = kvGroups(kvHeads, H);
+  const gap = groups ? groupGap(cell) : 0;
+  const columns = [];
+  (groups || [{first: 0, last: H - 1}]).forEach((g, k) => {
+    for (let h = g.first; h <= g.last; h++) columns[h] = x + h * cell + k * gap;
+  });
   if (title) p.text(x, y - 6, title, {size: 11, weight: 500});
   for (let l = 0; l < L; l++) {
     const cy = y + (L - 1 - l) * cell;
@@ -22,23 +51,41 @@ export function drawGrid(p, x, y, cell, values, color, {selected = new Set(), de
     }
     for (let h = 0; h < H; h++) {
       const v = values[l][h];
-      p.rect(x + h * cell, cy, cell - 1, cell - 1, {fill: v === null || v === undefined ? MISSING : color(v)});
+      p.rect(columns[h], cy, cell - 1, cell - 1, {fill: v === null || v === undefined ? MISSING : color(v)});
     }
   }
   for (let h = 0; h < H; h++) {
     if (cell >= 10 || h % Math.ceil(10 / cell) === 0) {
-      p.text(x + h * cell + cell / 2, y + L * cell + 11, `H${h}`, {size: 10, color: "#757575", align: "center"});
+      p.text(columns[h] + cell / 2, y + L * cell + 11, `H${h}`, {size: 10, color: "#757575", align: "center"});
+    }
+  }
+  if (groups) {
+    const by = y + L * cell + 16;
+    for (const g of groups) {
+      const x0 = columns[g.first];
+      const x1 = columns[g.last] + cell - 1;
+      p.line(x0, by, x0, by + 4, {stroke: "#757575", width: 1});
+      p.line(x0, by + 4, x1, by + 4, {stroke: "#757575", width: 1});
+      p.line(x1, by, x1, by + 4, {stroke: "#757575", width: 1});
+      if (x1 - x0 >= 24 || g.kv % Math.ceil(24 / Math.max(1, x1 - x0)) === 0) {
+        p.text((x0 + x1) / 2, by + 14, `KV${g.kv}`, {size: 9, color: "#616161", align: "center"});
+      }
     }
   }
   for (const key of selected) {
     const [l, h] = key.split(":").map(Number);
-    if (l < L && h < H) p.rect(x + h * cell - 1, y + (L - 1 - l) * cell - 1, cell + 1, cell + 1, {stroke: "#212121", width: 2});
+    if (l < L && h < H) p.rect(columns[h] - 1, y + (L - 1 - l) * cell - 1, cell + 1, cell + 1, {stroke: "#212121", width: 2});
   }
   if (detail) {
     const [l, h] = detail.split(":").map(Number);
-    if (l < L && h < H) p.rect(x + h * cell + 1.5, y + (L - 1 - l) * cell + 1.5, cell - 4, cell - 4, {stroke: "#f57c00", width: 2});
+    if (l < L && h < H) p.rect(columns[h] + 1.5, y + (L - 1 - l) * cell + 1.5, cell - 4, cell - 4, {stroke: "#f57c00", width: 2});
   }
-  return {x, y, cell, L, H};
+  return {x, y, cell, L, H, columns, groups, width: H ? columns[H - 1] + cell - x : 0};
+}
+
+/** The head under canvas x in a grid drawn by drawGrid (gaps between key/value groups hit nothing), or -1. */
+export function headAt(g, x) {
+  return g.columns.findIndex((cx) => x >= cx && x < cx + g.cell);
 }
 
 export class HeadGrid extends CanvasView {
@@ -62,12 +109,19 @@ export class HeadGrid extends CanvasView {
 
   cellSize(width) {
     const H = this.app.heads;
-    return Math.max(8, Math.min(36, Math.floor((width - LEFT - 20) / Math.max(1, H))));
+    const groups = kvGroups(this.app.kvHeads, H);
+    const spare = groups ? (groups.length - 1) * groupGap(36) : 0;
+    return Math.max(8, Math.min(36, Math.floor((width - LEFT - 20 - spare) / Math.max(1, H))));
+  }
+
+  /** Extra height under the grid for the key/value brackets. */
+  groupRow() {
+    return kvGroups(this.app.kvHeads, this.app.heads) ? GROUP_ROW : 0;
   }
 
   size(width) {
     const cell = this.cellSize(width);
-    return {width, height: TOP + this.app.layers * cell + 24 + 76};
+    return {width, height: TOP + this.app.layers * cell + 24 + 76 + this.groupRow()};
   }
 
   colorFor(values) {
@@ -84,8 +138,9 @@ export class HeadGrid extends CanvasView {
     const values = this.values();
     const cell = this.cellSize(width);
     const {color, range} = this.colorFor(values);
-    this.geom = drawGrid(p, LEFT, TOP, cell, values, color, {selected: headSet(app.state), detail: app.detailHead});
-    const ly = TOP + app.layers * cell + 34;
+    this.geom = drawGrid(p, LEFT, TOP, cell, values, color, {selected: headSet(app.state), detail: app.detailHead,
+      kvHeads: app.kvHeads});
+    const ly = TOP + app.layers * cell + 34 + this.groupRow();
     if (range) {
       const label = app.state.metric === "entropy"
         ? `entropy (nats); uniform attention ≈ ${fmt.num(this.data.entropy_baseline)}`
@@ -99,6 +154,7 @@ export class HeadGrid extends CanvasView {
     p.text(LEFT + 16, ly + 49, "selected (filters the flow)", {size: 10, color: "#616161", baseline: "middle"});
     p.rect(LEFT + 170, ly + 44, 10, 10, {stroke: "#f57c00", width: 2});
     p.text(LEFT + 186, ly + 49, "in head detail", {size: 10, color: "#616161", baseline: "middle"});
+    return this.geom;
   }
 
   fetch(step) {
@@ -121,8 +177,16 @@ export class HeadGrid extends CanvasView {
     }
     if (!(await this.load(() => this.fetch(app.step), "Head metrics are unavailable."))) return;
     const values = this.values();
+    const metric = app.headMetric(app.state.metric);
+    if (!values && this.data.needs_full_rows?.includes(app.state.metric)) {
+      this.panel.showMessage("info", `${metric.label} needs full attention rows.`,
+        app.clsOnlyNotice(`${metric.label} and the other measures of where heads look`));
+      return;
+    }
+    const groups = kvGroups(app.kvHeads, app.heads);
+    this.panel.setNote(groups ? `Grouped-query attention: the ${app.heads} heads share ${groups.length} key/value heads, ` +
+      `${app.heads / groups.length} each (bracketed KV0…KV${groups.length - 1} under the grid).` : "");
     if (!values) {
-      const metric = app.headMetric(app.state.metric);
       this.panel.showMessage("info", `No ${metric.label} for this run.`, metric.missing);
       return;
     }
@@ -132,7 +196,7 @@ export class HeadGrid extends CanvasView {
   hitTest(x, y) {
     const g = this.geom;
     if (!g) return null;
-    const h = Math.floor((x - g.x) / g.cell);
+    const h = headAt(g, x);
     const row = Math.floor((y - g.y) / g.cell);
     if (h < 0 || h >= g.H || row < 0 || row >= g.L) return null;
     return {l: g.L - 1 - row, h};
@@ -156,7 +220,8 @@ export class HeadGrid extends CanvasView {
   describe(hit) {
     if (!this.data) return null;
     const m = this.data.metrics;
-    const lines = [`layer ${hit.l}, head ${hit.h}`];
+    const kv = this.app.kvHeads?.[hit.h];
+    const lines = [`layer ${hit.l}, head ${hit.h}${kv === undefined ? "" : ` (key/value head ${kv})`}`];
     for (const metric of this.app.colourBy) {
       if (!m[metric.name]) continue;
       const v = m[metric.name][hit.l]?.[hit.h];

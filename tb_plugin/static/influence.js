@@ -18,6 +18,7 @@ export class TokenInfluence extends CanvasView {
   static title = "Token influence";
   static depends = ["data", "run", "example", "step", "method", "source", "layer", "heads", "targets", "units", "tau"];
   static slot = "side";
+  static needsFullRows = "rollout and max-flow"; // not drawn for a rows="cls" run (app.updateView says why)
 
   constructor(app) {
     super(app, {fileStem: () => app.stem("influence")});

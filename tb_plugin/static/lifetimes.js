@@ -20,6 +20,7 @@ export class EdgeLifetimes extends CanvasView {
   static title = "Edge lifetimes";
   static depends = ["data", "run", "example", "step", "method", "tau", "source", "layer", "heads"];
   static slot = "wide";
+  static needsFullRows = "the traces at every snapshot"; // not drawn for a rows="cls" run (app.updateView says why)
 
   constructor(app) {
     super(app, {fileStem: () => app.stem("lifetimes")});

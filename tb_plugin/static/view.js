@@ -6,6 +6,8 @@
 //   title    the card's title
 //   depends  the state keys whose change updates it ("data": a run's probe and summary were (re)loaded)
 //   slot     where it sits: "wide" (a full-width row), "main" (the left column), "side" (stacked right of "main")
+//   needsFullRows  optional: what of the view needs every attention row; a run recorded with rows="cls" then
+//            gets a notice saying so instead of the view (app.refusesView)
 // and implements:
 //   update(changed)        fetch through this.load(), then this.panel.paint() or this.panel.showMessage()
 //   size(width)            -> {width, height} of the drawing for the available width
@@ -69,7 +71,9 @@ export class CanvasView {
       this.data = data;
       return true;
     } catch (err) {
-      if (gen === this.generation) {
+      if (gen === this.generation && err instanceof ApiError && err.needsFullRows) {
+        this.panel.showMessage("info", `${this.constructor.title} needs full attention rows.`, err.message);
+      } else if (gen === this.generation) {
         this.panel.showMessage(err instanceof ApiError && err.status < 500 ? "warn" : "error", failure, err.message);
       }
       return false;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -229,10 +230,17 @@ class Tab:
         self.context.close()
 
 
-@pytest.fixture
-def tab(browser, tensorboard):
-    t = Tab(browser, tensorboard.url)
+@contextlib.contextmanager
+def checked_tab(browser, server: TensorBoard):
+    """A :class:`Tab` on ``server``; on the way out, no dialog may have opened and no console error been logged."""
+    t = Tab(browser, server.url)
     yield t
     t.close()
     assert not t.dialogs, f"a dialog opened: {t.dialogs}"
     assert not t.errors, f"console errors: {t.errors}; failed requests: {t.failed_requests}"
+
+
+@pytest.fixture
+def tab(browser, tensorboard):
+    with checked_tab(browser, tensorboard) as t:
+        yield t

@@ -94,7 +94,7 @@ def test_runs_entry_has_the_documented_fields(client, logdir):
     run = runs["sweep/lr_1"]
     assert run["steps"] == [0, 10, 20] and run["kinds"] == ["step", "step", "step"]
     assert run["model"]["class"] == "BertForSequenceClassification" and run["model"]["identity"]
-    assert run["streams"] == {"self": {"layers": 2, "heads": 4}}
+    assert run["streams"] == {"self": {"layers": 2, "heads": 4, "rows": "all", "top_k": None, "kv_heads": None}}
     assert run["probe_id"] == open_run(logdir / "sweep" / "lr_1").probe_id
     assert run["num_examples"] == 6 and run["label_names"] == ["negative", "positive"]
     assert run["classification_position"] == "first" and runs["gpt"]["classification_position"] == "last"
