@@ -22,3 +22,6 @@ RUN_TABLES = 16  # experiments whose run table is kept
 REFUSED_NAMES = 4096  # run names already logged as pointing outside the logdir
 READ_PROBLEM_RUNS = 4096  # runs whose unreadable shards are remembered after the run is closed
 LISTINGS_KEPT = 4096  # /runs entries kept for runs that did not change
+DERIVED_ARRAYS_BYTES = 160 * 2**20  # per-snapshot work kept by the plugin (head means as shown, head metrics)
+WARM_QUEUE = 1024  # snapshots queued for the plugin's background thread to prepare ahead of the browser
+AGGREGATE_INLINE_VALUES = 2**24  # /aggregate decodes at most this many weights in the request; more: in the background
