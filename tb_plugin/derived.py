@@ -34,7 +34,8 @@ from attnflows_callback.lru import LRU
 from .display import Display, Shown
 from .runs import AttentionCache, OpenRun
 
-FOREGROUND_PAUSE_S = 0.25  # the background thread starts a job only after requests paused this long
+FOREGROUND_PAUSE_S = 0.25  # the background thread starts a job only after requests paused this long ...
+FOREGROUND_MAX_WAIT_S = 2.0  # ... or once it has waited this long
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,9 @@ class StepCache(AttentionCache):
                         self._worker = None
                         return
                 continue
-            while time.monotonic() - self._last_request < FOREGROUND_PAUSE_S:
+            waited = time.monotonic()  # requests first, but never starved for longer than FOREGROUND_MAX_WAIT_S
+            while (time.monotonic() - self._last_request < FOREGROUND_PAUSE_S
+                   and time.monotonic() - waited < FOREGROUND_MAX_WAIT_S):
                 time.sleep(FOREGROUND_PAUSE_S / 4)
             try:
                 job()
@@ -274,7 +277,6 @@ def aggregate_rows(entry: OpenRun, cache: AttentionCache, examples, steps, strea
 
     if not isinstance(cache, StepCache):
         return None
-    cache.touch()
     keys = {(int(i), int(at)): _key("row", entry, int(i), int(at), stream, drop_special, drop_punctuation)
             for at in steps for i in examples}
     with cache._derived_lock:
