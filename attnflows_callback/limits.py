@@ -16,7 +16,7 @@ OPEN_FILES = 16  # open shard handles a reader `Run` keeps
 # ---------------------------------------------------------------- the plugin's caches (tb_plugin/)
 OPEN_RUNS = 8  # open reader `Run`s kept (each holds up to OPEN_FILES open shards)
 OPEN_RUNS_BYTES = 512 * 2**20  # and at most this much of their in-memory index (summaries, logits)
-ATTENTION_CACHE_BYTES = 96 * 2**20  # decoded attention tensors kept for repeated requests
+ATTENTION_CACHE_BYTES = 384 * 2**20  # decoded attention tensors kept (two examples' snapshots at 12x12x512)
 DERIVED_PER_RUN = 32  # computed responses (summary, probe, head grids) kept per open run
 RUN_TABLES = 16  # experiments whose run table is kept
 REFUSED_NAMES = 4096  # run names already logged as pointing outside the logdir

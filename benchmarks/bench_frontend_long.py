@@ -176,6 +176,22 @@ def figures(label: str, first: dict, rapid: dict, paced: dict, tiny: dict) -> li
     return out
 
 
+def peak_rss(pid: int) -> tuple[int, int]:
+    """(peak, current) resident bytes of a process (Linux /proc)."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.split()
+    return int(fields["VmHWM"][0]) * 1024, int(fields["VmRSS"][0]) * 1024
+
+
+def budget_mib() -> float:
+    from attnflows_callback import limits
+
+    return (limits.ATTENTION_CACHE_BYTES + limits.DERIVED_ARRAYS_BYTES) / 2**20
+
+
 def load_note() -> str:
     try:
         return "load average at the end %.2f %.2f %.2f (2 shared cores)" % os.getloadavg()
@@ -208,6 +224,7 @@ def main(argv=None) -> int:
                 write_synthetic_run(logdir / f"long{n}", n)
         print(f"runs ready in {time.perf_counter() - t:.1f} s")
         server = TensorBoard(logdir, expect_runs=1 + len(lengths))
+        started_rss = peak_rss(server.proc.pid)[1]
         found = []
         try:
             with sync_playwright() as pw:
@@ -221,6 +238,11 @@ def main(argv=None) -> int:
                     paced = measure(browser, server.url, f"long{n}", 10 * k + 5, args.paced, 1500)
                     found += figures(f"12x12 heads, {n} tokens, 64 probes", first, rapid, paced, tiny)
                 browser.close()
+            peak, now = peak_rss(server.proc.pid)
+            found.append(Figure(BENCH, "TensorBoard's peak memory (RSS) over the whole run", peak / 2**20, "MiB",
+                                started_rss / 2**20, "its RSS once it listed the runs", "bounded (docs/plugin.md)", None,
+                                f"RSS at the end {now / 2**20:.0f} MiB; the plugin keeps at most "
+                                f"{budget_mib():.0f} MiB in its caches"))
         finally:
             server.stop()
     print(load_note())

@@ -137,3 +137,17 @@ def test_the_token_influence_thins_its_labels_and_fits_the_card(long_tab):
                 card: document.querySelector('[data-panel="influence"] .af-scroll').clientWidth}; }""")
     assert g["every"] > 1 and g["group"] * g["every"] >= 12
     assert g["width"] <= g["card"] + 1
+
+
+def test_the_head_detail_averages_a_long_sequence_over_blocks_that_fit_the_card(long_tab):
+    g = long_tab.frame.evaluate("""() => { const v = window.attnflows.app.views.detail;
+        return {block: v.geom.block, T: v.geom.T, cell: v.geom.cell, width: v.panel.canvas.getBoundingClientRect().width,
+                card: document.querySelector('[data-panel="detail"] .af-scroll').clientWidth,
+                tip: v.describe({i: 0, j: 0}), tip1: v.describe({i: 1, j: 1})}; }""")
+    assert g["block"] > 1 and g["T"] == -(-T // g["block"]) and g["cell"] >= 3
+    assert g["width"] <= g["card"] + 1
+    b = g["block"]
+    assert g["tip"][0] == f"w0 … w{b - 1} (0–{b - 1}) → w0 … w{b - 1} (0–{b - 1})"
+    # Block (0, 0): the first token's 1/3 on itself and the identity on the others, averaged over b x b cells.
+    assert g["tip"][1].endswith(f"{(1 / 3 + b - 1) / b ** 2:.4f}")
+    assert g["tip1"][2].endswith(f"{1 / b:.4f}")  # a block on the diagonal: b ones over b x b cells
