@@ -92,6 +92,7 @@ class StepCache(AttentionCache):
         self._failures: LRU = LRU(WARM_QUEUE)  # keys of jobs that failed: the request computes those itself
         self._worker: threading.Thread | None = None
         self._last_request = 0.0
+        self._heavy = threading.RLock()  # re-entered: a lifetimes graph is made from a kept head mean
         self.warmed = 0  # jobs the background thread has run
 
     @property
@@ -105,7 +106,10 @@ class StepCache(AttentionCache):
             hit = self._derived.get(key)
         if hit is not None:
             return hit
-        value = compute()
+        with self._heavy:  # one at a time: each holds an example's working copies (hundreds of MiB at 512 tokens)
+            with self._derived_lock:
+                hit = self._derived.get(key)
+            value = compute() if hit is None else hit
         if _weight(value) <= self.derived_max_bytes:
             with self._derived_lock:
                 self._derived.put(key, value)
@@ -209,9 +213,15 @@ def mean_shown(entry: OpenRun, cache: AttentionCache, example: int, step: int, s
 
     def compute() -> Shown:
         attention = read_attention(entry, cache, example, step, stream)
-        shown = shown_attention(entry, example, stream, attention, display)
-        return Shown(shown.attention.mean(axis=1, keepdims=True, dtype=np.float64), shown.labels, shown.units,
-                     shown.info)
+        # One layer at a time: the transform's float64 copies are a layer's, not the whole tensor's (12x less).
+        layers = [shown_attention(entry, example, stream, attention[layer : layer + 1], display)
+                  for layer in range(attention.shape[0])]
+        first = layers[0]
+        info = first.info
+        if info is not None:  # the share hidden over every row shown: the mean of the layers' (equal-sized) shares
+            info = {**info, "hidden_mass": round(float(np.mean([s.info["hidden_mass"] for s in layers])), 6)}
+        mean = np.concatenate([s.attention.mean(axis=1, keepdims=True, dtype=np.float64) for s in layers])
+        return Shown(mean, first.labels, first.units, info)
 
     if not isinstance(cache, StepCache):
         return compute()
@@ -233,9 +243,14 @@ def example_heads(entry: OpenRun, cache: AttentionCache, example: int, step: int
     def compute() -> HeadsOfExample:
         attention = read_attention(entry, cache, example, step, stream)
         _, key_tokens = entry.run.stream_tokens(example, stream)
-        found = analysis.head_metrics(attention, key_tokens, cls_index=classification_source(entry, attention.shape[-1]))
-        return HeadsOfExample({k: np.asarray(v) for k, v in found.items()}, np.asarray(analysis.pattern_class(attention)),
-                              float(analysis.uniform_entropy(attention.shape[-1])))
+        cls_index = classification_source(entry, attention.shape[-1])
+        # Every metric is per head: one layer at a time bounds the float64 copies to a layer's.
+        per_layer = [analysis.head_metrics(attention[layer : layer + 1], key_tokens, cls_index=cls_index)
+                     for layer in range(attention.shape[0])]
+        metrics = {k: np.concatenate([np.asarray(found[k]) for found in per_layer]) for k in per_layer[0]}
+        pattern = np.concatenate([np.asarray(analysis.pattern_class(attention[layer : layer + 1]))
+                                  for layer in range(attention.shape[0])])
+        return HeadsOfExample(metrics, pattern, float(analysis.uniform_entropy(attention.shape[-1])))
 
     if not isinstance(cache, StepCache):
         return compute()
