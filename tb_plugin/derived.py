@@ -20,6 +20,7 @@ costs a dictionary lookup.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import queue
 import threading
@@ -106,7 +107,9 @@ class StepCache(AttentionCache):
             hit = self._derived.get(key)
         if hit is not None:
             return hit
-        with self._heavy:  # one at a time: each holds an example's working copies (hundreds of MiB at 512 tokens)
+        # One request at a time (each holds an example's working copies, hundreds of MiB at 512 tokens), beside
+        # at most one background job: requests never wait for the background thread.
+        with self._heavy if threading.current_thread() is not self._worker else contextlib.nullcontext():
             with self._derived_lock:
                 hit = self._derived.get(key)
             value = compute() if hit is None else hit
