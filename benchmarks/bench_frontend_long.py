@@ -170,7 +170,7 @@ def figures(label: str, first: dict, rapid: dict, paced: dict, tiny: dict) -> li
     for name, r, note in (("rapid", rapid, "moves back to back"), ("paced", paced, "moves 1.5 s apart")):
         p95, base = percentile(r["full"], 95), percentile(tiny[name]["full"], 95)
         out.append(Figure(BENCH, f"{label}: scrubber frame p95, all views, {name}", p95 * 1000, "ms", base * 1000,
-                          f"the same on the 2x4-head ~10-token run", f"<= {FRAME_GOAL_S * 1000:.0f} ms",
+                          "the same on the 2x4-head ~10-token run", f"<= {FRAME_GOAL_S * 1000:.0f} ms",
                           p95 <= FRAME_GOAL_S, f"median {median(r['full']) * 1000:.0f} ms, {len(r['full'])} moves; "
                           f"{note}, from a cold example"))
     return out
@@ -241,8 +241,8 @@ def main(argv=None) -> int:
             peak, now = peak_rss(server.proc.pid)
             found.append(Figure(BENCH, "TensorBoard's peak memory (RSS) over the whole run", peak / 2**20, "MiB",
                                 started_rss / 2**20, "its RSS once it listed the runs", "bounded (docs/plugin.md)", None,
-                                f"RSS at the end {now / 2**20:.0f} MiB; the plugin keeps at most "
-                                f"{budget_mib():.0f} MiB in its caches"))
+                                f"RSS at the end {now / 2**20:.0f} MiB; its decoded-attention and per-step caches keep at most "
+                                f"{budget_mib():.0f} MiB (docs/plugin.md, \"The budget\")"))
         finally:
             server.stop()
     print(load_note())
