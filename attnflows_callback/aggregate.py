@@ -22,6 +22,7 @@ def aggregate_run(
     drop_punctuation: bool = False,
     top_words: int = 12,
     min_count: int = 2,
+    rows=None,
 ) -> dict:
     """Head change and classification-token influence, ``reference_step`` -> ``step``, over ``selection``.
 
@@ -37,6 +38,8 @@ def aggregate_run(
             which influence is computed; head change always uses the raw attention.
         top_words: how many words to list, largest influence change first.
         min_count: words seen fewer times in the selection are not listed.
+        rows: ``(example, step) -> [T]``, the source's rollout row under the view, for a caller that
+            keeps them (:func:`source_row` computes one); None: computed here.
 
     Returns:
         ``{"selection", "examples", "count", "steps", "heads": {"js": {"mean", "std"}, "cosine": {...},
@@ -54,10 +57,10 @@ def aggregate_run(
         ...     print(type(err).__name__)
         NotARunError
     """
-    from .analysis import head_cosine_similarity, head_js_divergence, rollout
+    from .analysis import head_cosine_similarity, head_js_divergence
     from .analysis.aggregate import influence_by_role, influence_by_word, mean_over_examples, select_examples
     from .analysis.metrics import word_units
-    from .analysis.view import drop_targets, keep_mask, token_roles, unit_labels
+    from .analysis.view import keep_mask, token_roles, unit_labels
     from .explain import classification_source
 
     steps = [int(s) for s in run.steps]
@@ -119,10 +122,7 @@ def aggregate_run(
         word_roles.append([roles[int(unit[0])] for unit in units])
         source_position = classification_source(run, i)
         for label, at in compared:
-            attn = attention(i, at)
-            if keep.any() and not keep.all():
-                attn = drop_targets(attn, keep)
-            row = rollout(attn)[-1][source_position]
+            row = rows(i, at) if rows is not None else _row(attention(i, at), keep, source_position)
             token_rows[label].append(row)
             word_rows[label].append(np.array([row[unit].sum() for unit in units]))
     positions = np.arange(chosen.size)
@@ -149,3 +149,36 @@ def aggregate_run(
         "influence_by_role": by_role,
         "words": words[:top_words],
     }
+
+
+def source_row(run, example: int, step: int, *, stream: str | None = None, drop_special: bool = True,
+               drop_punctuation: bool = False) -> np.ndarray:
+    """The classification token's rollout row ``[T]`` of one example at one step under the view: what
+    :func:`aggregate_run` averages, one example at a time (a server computes these ahead and keeps them).
+
+    Example:
+        >>> import tempfile
+        >>> from attnflows_callback import open_run
+        >>> try:
+        ...     source_row(open_run(tempfile.mkdtemp()), 0, 0)
+        ... except Exception as err:
+        ...     print(type(err).__name__)
+        NotARunError
+    """
+    from .analysis.view import keep_mask
+    from .explain import classification_source
+
+    stream = stream or run.default_stream
+    tokens, ids = run.tokens(example), run.word_ids(example)
+    keep = keep_mask(tokens, ids, drop_special=drop_special, drop_punctuation=drop_punctuation)
+    attn = run.attention(example, step, stream).astype(np.float64)
+    return _row(attn, keep, classification_source(run, example))
+
+
+def _row(attn: np.ndarray, keep: np.ndarray, source_position: int) -> np.ndarray:
+    from .analysis import rollout
+    from .analysis.view import drop_targets
+
+    if keep.any() and not keep.all():
+        attn = drop_targets(attn, keep)
+    return rollout(attn)[-1][source_position]

@@ -16,9 +16,12 @@ OPEN_FILES = 16  # open shard handles a reader `Run` keeps
 # ---------------------------------------------------------------- the plugin's caches (tb_plugin/)
 OPEN_RUNS = 8  # open reader `Run`s kept (each holds up to OPEN_FILES open shards)
 OPEN_RUNS_BYTES = 512 * 2**20  # and at most this much of their in-memory index (summaries, logits)
-ATTENTION_CACHE_BYTES = 96 * 2**20  # decoded attention tensors kept for repeated requests
+ATTENTION_CACHE_BYTES = 384 * 2**20  # decoded attention tensors kept (two examples' snapshots at 12x12x512)
 DERIVED_PER_RUN = 32  # computed responses (summary, probe, head grids) kept per open run
 RUN_TABLES = 16  # experiments whose run table is kept
 REFUSED_NAMES = 4096  # run names already logged as pointing outside the logdir
 READ_PROBLEM_RUNS = 4096  # runs whose unreadable shards are remembered after the run is closed
 LISTINGS_KEPT = 4096  # /runs entries kept for runs that did not change
+DERIVED_ARRAYS_BYTES = 160 * 2**20  # per-snapshot work kept by the plugin (head means as shown, head metrics)
+WARM_QUEUE = 1024  # snapshots queued for the plugin's background thread to prepare ahead of the browser
+AGGREGATE_INLINE_VALUES = 2**24  # /aggregate decodes at most this many weights in the request; more: in the background

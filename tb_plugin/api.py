@@ -14,6 +14,7 @@ import numpy as np
 
 from attnflows_callback import analysis
 
+from . import derived
 from . import display as display_options
 from . import reduced, registry
 from .display import Display
@@ -219,14 +220,11 @@ def heads_impl(name: str, entry: OpenRun, cache: AttentionCache, *, step: int, e
         per_example: dict[str, list] = {}
         patterns, baseline = [], []
         for i in examples:
-            attention = read_attention(entry, cache, i, step, stream)
-            _, key_tokens = run.stream_tokens(i, stream)
-            found = analysis.head_metrics(attention, key_tokens,
-                                          cls_index=classification_source(entry, attention.shape[-1]))
-            for metric, value in found.items():
+            found = derived.example_heads(entry, cache, i, step, stream, warm=example is not None)
+            for metric, value in found.metrics.items():
                 per_example.setdefault(metric, []).append(value)
-            patterns.append(analysis.pattern_class(attention))
-            baseline.append(analysis.uniform_entropy(attention.shape[-1]))
+            patterns.append(found.pattern)
+            baseline.append(found.baseline)
         averaged = {metric: np.mean(values, axis=0) for metric, values in per_example.items()}
         if np.isnan(metrics["entropy"]).all():
             metrics["entropy"] = averaged["entropy"]
@@ -277,12 +275,18 @@ def flow_impl(name: str, entry: OpenRun, cache: AttentionCache, *, example: int,
     reduction = reduced.stream_reduction(entry.run.meta, stream)
     layers, heads_per_layer = entry.run.stream_shape(stream)
     pairs = resolve_heads(heads, layers, heads_per_layer)
-    attention = read_attention(entry, cache, example, step, stream)
     tokens, key_tokens = entry.run.stream_tokens(example, stream)
+    shown = None
+    if pairs is None and (method in derived.MEAN_METHODS or (method == "trace" and (view or "raw") in derived.MEAN_METHODS)):
+        shown = derived.mean_shown(entry, cache, example, step, stream, display)  # the head mean, once per snapshot
+        attention, token_length = shown.attention, len(key_tokens)
+    else:
+        attention = read_attention(entry, cache, example, step, stream)
+        token_length = attention.shape[-1]
     if method != "raw" and (stream in CROSS_STREAMS or attention.shape[-1] != attention.shape[-2]):
         raise BadRequest("this method needs self-attention; the stream is cross-attention")
-    token_length = attention.shape[-1]
-    shown = shown_attention(entry, example, stream, attention, display)
+    if shown is None:
+        shown = shown_attention(entry, example, stream, attention, display)
     if shown.info is not None:
         attention, tokens, key_tokens = shown.attention, shown.labels, shown.labels
     length = attention.shape[-1]

@@ -23,9 +23,10 @@ from attnflows_callback.aggregate import aggregate_run
 from attnflows_callback.analysis.aggregate import select_examples
 from attnflows_callback.explain import explain_flip
 
-from . import metadata, reduced, registry
+from . import derived, metadata, reduced, registry
 from .api import (CROSS_STREAMS, DEFAULT_TAU, check_example, check_index, check_step, check_stream,
                   classification_source, head_selection, numbers, read_attention)
+from .display import Display
 from .errors import BadRequest, NotFound, safe_text
 from .params import resolve_heads
 from .runs import AttentionCache, OpenRun
@@ -45,12 +46,15 @@ def _self_attention(entry: OpenRun, stream: str | None) -> str:
 
 # ------------------------------------------------------------------ /aggregate
 def aggregate_impl(name: str, entry: OpenRun, *, step: int, selection: str = "all", stream: str | None = None,
-                   drop_special: bool = True, drop_punctuation: bool = False) -> dict:
+                   drop_special: bool = True, drop_punctuation: bool = False,
+                   cache: AttentionCache | None = None) -> dict:
     """/aggregate: mean head change from the first snapshot and word influence over a selection of examples.
 
     ``selection`` is ``all``, ``flipped`` (prediction at ``step`` differs from the first snapshot's)
     or ``class:K`` (label K). A selection without examples is answered with ``count`` 0 and no values.
     ``drop_special`` and ``drop_punctuation``: the view under which word influence is computed.
+    With a :class:`.derived.StepCache`, each example's row at each step is computed once, in the
+    background: until all are ready this raises :class:`.derived.Pending` (the route answers ``pending``).
     """
     if not SELECTION.match(selection):
         raise BadRequest("parameter 'selection' must be 'all', 'flipped' or 'class:K' with K a label index")
@@ -75,8 +79,10 @@ def aggregate_impl(name: str, entry: OpenRun, *, step: int, selection: str = "al
             return {"run": name, "step": step, "reference_step": reference_step, "stream": stream,
                     "selection": selection, "examples": [], "count": 0, "view": None, "heads": None,
                     "influence_by_role": None, "words": []}
+        rows = derived.aggregate_rows(entry, cache, chosen.tolist(), (reference_step, step), stream, drop_special,
+                                      drop_punctuation)
         found = aggregate_run(run, step, selection=selection, stream=stream, top_words=metadata.MAX_AGGREGATE_WORDS,
-                              drop_special=drop_special, drop_punctuation=drop_punctuation)
+                              drop_special=drop_special, drop_punctuation=drop_punctuation, rows=rows)
     except (ValueError, IndexError) as err:
         raise BadRequest(str(err)) from None
     except READ_ERRORS as err:
@@ -171,11 +177,21 @@ def lifetimes_impl(name: str, entry: OpenRun, cache: AttentionCache, *, example:
     steps = traced_steps(all_steps, step, max_steps)
 
     def graph_at(at: int) -> dict[tuple[int, int, int], float]:
-        selected, head_indices = head_selection(read_attention(entry, cache, example, at, stream), pairs)
+        if pairs is None and view in derived.MEAN_METHODS:  # the head mean is all these methods use
+            selected, head_indices = derived.mean_shown(entry, cache, example, at, stream, Display()).attention, None
+        else:
+            selected, head_indices = head_selection(read_attention(entry, cache, example, at, stream), pairs)
         edges, _ = method.draw(registry.Graph(selected, head_indices, source, layer, tau, residual))
         return {(int(l), int(i), int(j)): float(w) for l, i, j, w in np.asarray(edges).reshape(-1, 4)}
 
-    graphs = {at: graph_at(at) for at in steps}
+    def graph_once(at: int) -> dict[tuple[int, int, int], float]:
+        if not isinstance(cache, derived.StepCache):
+            return graph_at(at)
+        key = ("lifetime-graph", str(entry.run_dir), at, run.snapshot_info(at).identity, stream, example, view,
+               source, layer, tau, residual, None if pairs is None else tuple(pairs))
+        return cache.derived(key, lambda: derived.Sized(graph_at(at)))
+
+    graphs = {at: graph_once(at) for at in steps}
     current = sorted(graphs[step].items(), key=lambda item: -item[1])
     shown = current[:max_edges]
     present = [[int(edge in graphs[at]) for at in steps] for edge, _ in shown]

@@ -27,9 +27,9 @@ from attnflows_callback.lru import LRU
 from attnflows_callback.schema import DATA_DIRNAME
 from attnflows_callback.store import dead_writer
 
-from . import api, changes, display, metadata, params, registry
+from . import api, changes, derived, display, metadata, params, registry
 from .errors import ApiError, MethodNotAllowed, NotFound, describe, neutralise_bidi
-from .runs import ActiveRuns, AttentionCache, RunCache, RunCatalog, files_signature, settled
+from .runs import ActiveRuns, RunCache, RunCatalog, files_signature, settled
 
 logger = logging.getLogger("attnflows_tb")
 
@@ -147,7 +147,7 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
         self.catalog = RunCatalog(context.logdir, self._list_names)
         self.active_runs = ActiveRuns(self.catalog, RequestContext)
         self.runs = RunCache()
-        self.attention = AttentionCache()
+        self.attention = derived.StepCache()  # decoded tensors, and each step's work done once (derived.py)
         self.static = static_files()
         self._listings: LRU = LRU(metadata.LISTINGS_KEPT)  # run_dir -> (signature, checked_at, listing)
         self._listings_lock = threading.Lock()
@@ -305,8 +305,11 @@ class AttentionFlowsPlugin(base_plugin.TBPlugin):
                      selection=params.text(args, "selection") or "all", stream=params.text(args, "stream"),
                      **_view_options(args))
         entry = self._open(request, name)
-        return self._prepared(entry, ("aggregate", name, tuple(sorted(query.items()))),
-                              lambda: changes.aggregate_impl(name, entry, **query))
+        try:
+            return self._prepared(entry, ("aggregate", name, tuple(sorted(query.items()))),
+                                  lambda: changes.aggregate_impl(name, entry, cache=self.attention, **query))
+        except derived.Pending as pending:  # computed off the request path: the tab asks again (docs/http_api.md)
+            return {"run": name, "step": query["step"], "pending": True, "ready": pending.ready, "needed": pending.needed}
 
     @_route
     def _serve_explain(self, request):

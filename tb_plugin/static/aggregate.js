@@ -2,10 +2,11 @@
 // class, or those whose prediction flipped since the first snapshot), computed by the server (/aggregate).
 // It answers "which heads changed for these sentences" without clicking through every example.
 
-import {get} from "./api.js";
+import {drop, get} from "./api.js";
 import {OVERLAY, css, sequential} from "./colormaps.js";
 import {el, fmt, select} from "./dom.js";
 import {colorbar, swatches} from "./legend.js";
+import {PENDING_POLL_MS} from "./limits.js";
 import {fitText} from "./painter.js";
 import {drawGrid} from "./headgrid.js";
 import {headSet} from "./state.js";
@@ -45,10 +46,14 @@ export class AcrossExamples extends CanvasView {
     this.selection.value = value;
   }
 
-  fetch(step) {
+  /** The server answers `pending` while it computes the examples' rows in the background: that answer is not kept. */
+  async fetch(step) {
     const {app} = this;
-    return get("aggregate", {run: app.state.run, step, selection: this.selection.value, stream: app.stream,
-      targets: app.display.targets});
+    const params = {run: app.state.run, step, selection: this.selection.value, stream: app.stream,
+      targets: app.display.targets};
+    const body = await get("aggregate", params);
+    if (body.pending) drop("aggregate", params);
+    return body;
   }
 
   prefetch(step) {
@@ -61,6 +66,17 @@ export class AcrossExamples extends CanvasView {
     this.fillSelection();
     if (!(await this.load(() => this.fetch(app.step), "Nothing to average for this selection."))) return;
     const d = this.data;
+    if (d.pending) {
+      this.panel.setNote("");
+      this.panel.showMessage("info", `Averaging over the probe examples: ${d.ready} of ${d.needed} parts ready.`,
+        "The server computes each example once per snapshot, in the background; this view fills in when it is done.");
+      const generation = this.generation;
+      clearTimeout(this.pollTimer);
+      this.pollTimer = setTimeout(() => {
+        if (generation === this.generation) app.updateView("aggregate", new Set(["pending"]));
+      }, PENDING_POLL_MS);
+      return;
+    }
     const chosen = this.selection.selectedOptions[0]?.text;
     if (!d.count) {
       this.panel.setNote("");

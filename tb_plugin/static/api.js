@@ -65,6 +65,11 @@ export function get(route, params = {}, {kind = "json", fresh = false} = {}) {
   return pending;
 }
 
+/** Drop one route's cached response (an answer that is not final). */
+export function drop(route, params = {}) {
+  cache.delete(routeUrl(route, params));
+}
+
 export function forget() {
   cache.clear();
 }

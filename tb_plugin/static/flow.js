@@ -6,8 +6,9 @@ import {OVERLAY, css, sequential} from "./colormaps.js";
 import {categoryColour, displayLegend, wrapLines} from "./display.js";
 import {el, fmt, select} from "./dom.js";
 import {colorbar, swatches} from "./legend.js";
-import {MAX_EDGES_DRAWN as MAX_EDGES} from "./limits.js";
+import {LABEL_PX, MAX_EDGES_DRAWN as MAX_EDGES, MIN_ZOOM_TOKENS, TOKEN_PX} from "./limits.js";
 import {fitText} from "./painter.js";
+import {labelStride, TokenWindow} from "./tokenaxis.js";
 import {describeSegment, drawBands, drawBoundary, segmentLegend, segmentsFor, unitSegmentIds} from "./segments.js";
 import {OVERLAYS, headSet} from "./state.js";
 import {CanvasView} from "./view.js";
@@ -44,12 +45,38 @@ export class FlowView extends CanvasView {
       {"aria-label": "Edge colour", "data-control": "edges"});
     this.reset = el("button", {class: "af-btn", text: "Trace from [CLS]", title: "Trace from the classification token",
       onclick: () => app.store.set({source: -1, layer: -1})});
+    // Zoom and pan along the token axis (a long sequence opens fitted to the card, its labels thinned).
+    this.window = new TokenWindow(MIN_ZOOM_TOKENS);
+    const zoomButton = (text, title, action, control) => el("button", {class: "af-btn af-zoom", text, title,
+      "data-control": control, onclick: () => { action(); this.repaintWindow(); }});
+    this.windowLabel = el("span", {class: "af-window-label", "data-control": "token-window"});
+    this.zoomGroup = el("span", {class: "af-ctl af-zoom-group"}, [
+      zoomButton("−", "Show more tokens", () => this.window.zoom(2), "zoom-out"),
+      zoomButton("+", "Show fewer tokens, larger", () => this.window.zoom(0.5), "zoom-in"),
+      zoomButton("◀", "Pan towards the first token", () => this.window.pan(-0.5), "pan-left"),
+      zoomButton("▶", "Pan towards the last token", () => this.window.pan(0.5), "pan-right"),
+      zoomButton("all", "Show every token", () => this.window.reset(), "zoom-all"),
+      this.windowLabel,
+    ]);
+    this.panel.canvas.addEventListener("wheel", (e) => {
+      if (!this.geom || !this.window.total || !(e.ctrlKey || e.shiftKey || Math.abs(e.deltaX) > Math.abs(e.deltaY))) return;
+      e.preventDefault();
+      if (e.ctrlKey) {
+        const rect = this.panel.canvas.getBoundingClientRect();
+        const at = this.geom.start + (e.clientX - rect.left - LEFT) / this.geom.spacing;
+        this.window.zoom(e.deltaY > 0 ? 1.25 : 0.8, at);
+      } else {
+        this.window.pan(Math.sign(e.deltaX || e.deltaY) * 0.25);
+      }
+      this.repaintWindow();
+    }, {passive: false});
     this.panel.controls.append(
       el("label", {class: "af-ctl"}, ["method ", this.method]),
       el("label", {class: "af-ctl"}, [this.tauLabel, this.tau]),
       el("label", {class: "af-ctl"}, [this.overlay]),
       this.edgeLabel = el("label", {class: "af-ctl"}, [this.edgeColour]),
       this.reset,
+      this.zoomGroup,
     );
   }
 
@@ -117,6 +144,7 @@ export class FlowView extends CanvasView {
       return;
     }
     if (!(await this.load(() => this.fetchData(), "The flow could not be computed for this selection."))) return;
+    this.window.follow(this.data.tokens.length, `${s.run}|${app.example}|${this.data.tokens.join("\u0001")}`);
     const notes = [];
     if (app.layers === 1) notes.push("The model has one layer: the trace is a single step, and rollout equals the residual-adjusted attention.");
     if (this.data.trace.reduction) notes.push(`${this.data.trace.reduction.note}.`);
@@ -135,12 +163,17 @@ export class FlowView extends CanvasView {
   geometry(width) {
     const T = this.data?.tokens.length || 1;
     const L = this.app.layers;
-    const spacing = Math.max(14, (width - LEFT - RIGHT) / T);
-    const w = LEFT + RIGHT + spacing * T;
+    // The window of positions drawn: all of them unless zoomed; they fill the card, at least TOKEN_PX apart
+    // when they fit, else closer, with every k-th label (labelStride).
+    const {start, count} = this.window.range(T);
+    const spacing = Math.max(count * TOKEN_PX <= width - LEFT - RIGHT ? TOKEN_PX : 0, (width - LEFT - RIGHT) / count);
+    const w = LEFT + RIGHT + spacing * count;
+    const every = labelStride(spacing, LABEL_PX);
     const rowH = Math.max(34, Math.min(70, 560 / Math.max(1, L)));
     const labelH = Math.min(110, 14 + 6 * Math.max(...this.data.tokens.map((t) => Math.min(14, String(t).length))));
     const inputY = TOP + L * rowH;
-    return {T, L, spacing, width: w, rowH, inputY, barTop: inputY + 10, barH: 26, labelTop: inputY + 44, labelH};
+    return {T, L, start, count, end: start + count, every, spacing, width: w, rowH, inputY, barTop: inputY + 10, barH: 26,
+      labelTop: inputY + 44, labelH};
   }
 
   size(width) {
@@ -150,7 +183,17 @@ export class FlowView extends CanvasView {
   }
 
   x(g, i) {
-    return LEFT + (i + 0.5) * g.spacing;
+    return LEFT + (i - g.start + 0.5) * g.spacing;
+  }
+
+  /** Whether position i is inside the token window drawn. */
+  inWindow(g, i) {
+    return i >= g.start && i < g.end;
+  }
+
+  /** Redraw after a zoom or pan (no new data: the window is a view of what is loaded). */
+  repaintWindow() {
+    if (this.data && this.panel.ready) this.panel.paint();
   }
 
   y(g, layer) {
@@ -170,10 +213,11 @@ export class FlowView extends CanvasView {
       p.text(LEFT - 10, y, l < 0 ? "input" : `layer ${l}`, {size: 10, color: "#757575", align: "right", baseline: "middle"});
     }
     // A sentence pair: the boundary between its segments, through every layer down to the bars.
-    const at = (i) => LEFT + i * g.spacing;
+    const at = (i) => LEFT + (i - g.start) * g.spacing;
     drawBoundary(p, segments, {at, from: TOP - 10, to: g.barTop + g.barH + 8});
     // Edges, weakest first so that strong ones sit on top.
-    const shown = edges.length > MAX_EDGES ? [...edges].sort((a, b) => b.w - a.w).slice(0, MAX_EDGES) : [...edges];
+    const visible = edges.filter((e) => this.inWindow(g, e.i) && this.inWindow(g, e.j));
+    const shown = visible.length > MAX_EDGES ? [...visible].sort((a, b) => b.w - a.w).slice(0, MAX_EDGES) : visible;
     shown.sort((a, b) => a.w - b.w);
     const wMax = Math.max(1e-9, ...shown.map((e) => e.w));
     for (const e of shown) {
@@ -183,31 +227,34 @@ export class FlowView extends CanvasView {
         {stroke: color, width: 0.6 + 3.4 * t, alpha: 0.25 + 0.65 * t});
     }
     const mark = this.highlight; // an edge hovered in the edge lifetimes (lifetimes.js)
-    if (mark) p.curve(this.x(g, mark.i), this.y(g, mark.l), this.x(g, mark.j), this.y(g, mark.l - 1), {stroke: SOURCE, width: 5, alpha: 0.9});
+    if (mark && this.inWindow(g, mark.i) && this.inWindow(g, mark.j)) p.curve(this.x(g, mark.i), this.y(g, mark.l), this.x(g, mark.j), this.y(g, mark.l - 1), {stroke: SOURCE, width: 5, alpha: 0.9});
     // Nodes: reached positions are dark, the source is ringed.
     const reached = new Set([`${topLayer}:${source}`]);
     for (const e of shown) reached.add(`${e.l}:${e.i}`).add(`${e.l - 1}:${e.j}`);
-    const r = Math.max(2, Math.min(4.5, g.spacing / 4));
+    const r = Math.max(1, Math.min(4.5, g.spacing / 4));
     for (let l = -1; l < g.L; l++) {
-      for (let i = 0; i < g.T; i++) {
+      for (let i = g.start; i < g.end; i++) {
         const hit = reached.has(`${l}:${i}`);
         p.circle(this.x(g, i), this.y(g, l), r, {fill: hit ? "#37474f" : "#cfd8dc"});
       }
     }
-    p.circle(this.x(g, source), this.y(g, topLayer), r + 3, {stroke: SOURCE, width: 2});
+    if (this.inWindow(g, source)) p.circle(this.x(g, source), this.y(g, topLayer), r + 3, {stroke: SOURCE, width: 2});
     // Input influence bars and token labels.
     const vals = (influence || []).map((v) => (Number.isFinite(v) ? v : 0));
     const vMax = Math.max(1e-9, ...vals);
     vals.forEach((v, i) => {
+      if (!this.inWindow(g, i)) return;
       const h = (v / vMax) * g.barH;
-      const bw = Math.max(2, Math.min(12, g.spacing - 3));
+      const bw = Math.max(1, Math.min(12, g.spacing - (g.spacing > 4 ? 3 : 0.5)));
       p.rect(this.x(g, i) - bw / 2, g.barTop + g.barH - h, bw, h, {fill: css(sequential(v / vMax)), stroke: "#455a64", width: 0.5});
     });
     p.line(LEFT, g.barTop + g.barH, g.width - RIGHT, g.barTop + g.barH, {stroke: "#bdbdbd", width: 0.5});
     drawBands(p, segments, {at: (i) => at(i) + 1, cell: g.spacing - 2, across: g.barTop + g.barH + 2, thickness: 5});
     tokens.forEach((tok, i) => {
-      const label = fitText(tok, g.labelH - 6, {size: 11});
       const isSource = i === source && topLayer < 0;
+      // Thinned: every g.every-th label in the window (counted from the window's start), and the source's.
+      if (!this.inWindow(g, i) || ((i - g.start) % g.every && !isSource)) return;
+      const label = fitText(tok, g.labelH - 6, {size: 11});
       const hidden = trace.display && !trace.display.keep[i]; // a hidden target: drawn, but greyed
       p.text(this.x(g, i) + 3, g.labelTop, label, {size: 11, rotate: -55, align: "right",
         color: isSource ? SOURCE : hidden ? "#b0b0b0" : "#212121"});
@@ -229,6 +276,13 @@ export class FlowView extends CanvasView {
     if (segments) swatches(p, LEFT, Math.max(legendEnd + 8, ly + 36), segmentLegend(segments));
     colorbar(p, Math.max(LEFT + 260, g.width - RIGHT - 170), ly + 2, 160,
       {min: 0, max: vMax, label: this.data.influenceLabel});
+    const windowText = g.count < g.T ? `tokens ${g.start}–${g.end - 1} of ${g.T}` : `all ${g.T} tokens`;
+    this.windowLabel.textContent = windowText + (g.every > 1 ? `, every ${g.every}th label` : "");
+    if (g.count < g.T || g.every > 1) {
+      p.text(g.width - RIGHT, TOP - 10, `${windowText}${g.every > 1 ? ` · every ${g.every}th label` : ""}` +
+        (visible.length < edges.length ? ` · ${edges.length - visible.length} edges leave the window` : ""),
+      {size: 10, color: "#757575", align: "right", baseline: "middle"});
+    }
     this.geom = g;
     return g;
   }
@@ -264,9 +318,9 @@ export class FlowView extends CanvasView {
   hitTest(x, y) {
     const g = this.geom;
     if (!g || !this.data) return null;
-    const i = Math.floor((x - LEFT) / g.spacing);
+    const i = g.start + Math.floor((x - LEFT) / g.spacing);
     const l = Math.round((g.inputY - y) / g.rowH) - 1;
-    if (i < 0 || i >= g.T || l < -1 || l >= g.L) return null;
+    if (x < LEFT || !this.inWindow(g, i) || l < -1 || l >= g.L) return null;
     if (Math.abs(y - this.y(g, l)) > g.rowH / 2.5) return null;
     return {i, l};
   }

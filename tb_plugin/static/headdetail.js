@@ -12,6 +12,7 @@ import {CanvasView} from "./view.js";
 const GAP = 26;
 const TOP = 40;
 const BAND = 6; // a sentence pair's segment bands, along both axes of each map
+const MIN_CELL = 3; // px: a longer sequence's maps are averaged over blocks of tokens to keep cells this large
 
 export class HeadDetail extends CanvasView {
   static id = "detail";
@@ -24,17 +25,50 @@ export class HeadDetail extends CanvasView {
     super(app, {fileStem: () => app.stem(`head-${app.detailHead.replace(":", "-")}`)});
   }
 
+  /**
+   * The maps drawn: at most what fits the card at MIN_CELL px a cell, so a long sequence is averaged over
+   * blocks of `block` x `block` tokens (a block's colour is its mean weight; the tooltip names its tokens).
+   */
+  pooled(width) {
+    const {pre, cur, tokens} = this.data;
+    const n = tokens.length;
+    const labelW = Math.min(90, 12 + 6.2 * Math.max(...tokens.map((t) => Math.min(14, String(t).length))));
+    const room = Math.floor((width - labelW - 2 * GAP - 10) / (3 * MIN_CELL));
+    const block = n <= room ? 1 : Math.ceil(n / Math.max(1, room));
+    if (this.pool?.block === block && this.pool.source === pre && this.pool.sourceCur === cur) return this.pool;
+    const T = Math.ceil(n / block);
+    const average = (m) => {
+      if (block === 1) return m;
+      const out = new Float32Array(T * T);
+      for (let i = 0; i < n; i++) {
+        const bi = Math.floor(i / block);
+        for (let j = 0; j < n; j++) out[bi * T + Math.floor(j / block)] += m[i * n + j];
+      }
+      for (let bi = 0; bi < T; bi++) {
+        const rows = Math.min(block, n - bi * block);
+        for (let bj = 0; bj < T; bj++) out[bi * T + bj] /= rows * Math.min(block, n - bj * block);
+      }
+      return out;
+    };
+    const label = (k) => (block === 1 ? tokens[k] : `${tokens[k * block]}…`);
+    this.pool = {block, T, pre: average(pre), cur: average(cur), labels: Array.from({length: T}, (_, k) => label(k)),
+      source: pre, sourceCur: cur};
+    return this.pool;
+  }
+
   geometry(width) {
-    const {tokens} = this.data;
-    const T = tokens.length;
+    const pool = this.pooled(width);
+    const tokens = pool.labels;
+    const T = pool.T;
     const labelW = Math.min(90, 12 + 6.2 * Math.max(...tokens.map((t) => Math.min(14, String(t).length))));
     const fits = Math.floor((width - labelW - 2 * GAP - 10) / (3 * T));
     const cell = Math.max(2, Math.min(Math.max(22, Math.floor(120 / T)), fits)); // short examples stay legible
     const side = cell * T;
     const showLabels = cell >= 7;
     const every = showLabels ? 1 : Math.ceil(8 / cell);
-    const band = this.data.keySegments || this.data.querySegments ? BAND : 0;
-    return {T, labelW, cell, side, every, band, left: labelW + band, top: TOP, bottomLabels: labelW + band};
+    const band = pool.block === 1 && (this.data.keySegments || this.data.querySegments) ? BAND : 0;
+    return {T, block: pool.block, labels: tokens, labelW, cell, side, every, band, left: labelW + band, top: TOP,
+      bottomLabels: labelW + band};
   }
 
   size(width) {
@@ -45,8 +79,12 @@ export class HeadDetail extends CanvasView {
   }
 
   draw(p, {width}) {
-    const {pre, cur, tokens, preStep, step, keySegments, querySegments} = this.data;
+    const {preStep, step} = this.data;
     const g = this.geometry(width);
+    const {pre, cur} = this.pool;
+    const tokens = g.labels;
+    const keySegments = g.block === 1 ? this.data.keySegments : null; // segment bands need one cell a token
+    const querySegments = g.block === 1 ? this.data.querySegments : null;
     const T = g.T;
     const vmax = Math.max(1e-9, ...pre, ...cur);
     let dmax = 1e-3; // no change still gets a readable scale
@@ -57,7 +95,9 @@ export class HeadDetail extends CanvasView {
       {title: `difference (step ${step} − pre-trained)`, color: (i, j) => diverging((cur[i * T + j] - pre[i * T + j]) / dmax)},
     ];
     const [layer, head] = this.app.detailHead.split(":");
-    p.text(0, 12, `layer ${layer}, head ${head}: rows are queries, columns keys`, {size: 11, color: "#616161"});
+    p.text(0, 12, `layer ${layer}, head ${head}: rows are queries, columns keys` +
+      (g.block > 1 ? ` · ${this.data.tokens.length} tokens, each cell the mean over ${g.block} x ${g.block}` : ""),
+    {size: 11, color: "#616161"});
     g.x0 = [];
     maps.forEach((m, k) => {
       const x = g.left + k * (g.side + GAP);
@@ -146,6 +186,7 @@ export class HeadDetail extends CanvasView {
   }
 
   describe({i, j}) {
+    if (this.geom.block > 1) return this.describeBlock(i, j);
     const {pre, cur, tokens, queryTokens, step, preStep} = this.data;
     const at = i * tokens.length + j;
     const {keySegments: ks, querySegments: qs} = this.data;
@@ -156,5 +197,23 @@ export class HeadDetail extends CanvasView {
       `step ${step}: ${cur[at].toFixed(4)}`,
       `difference: ${(cur[at] - pre[at] >= 0 ? "+" : "") + (cur[at] - pre[at]).toFixed(4)}`,
     ].filter((line) => line !== null);
+  }
+
+  /** The tooltip of a block of a long sequence's averaged map: its tokens and mean weights. */
+  describeBlock(i, j) {
+    const {tokens, queryTokens, step, preStep} = this.data;
+    const {pre, cur, T, block} = this.pool;
+    const span = (k, names) => {
+      const a = k * block;
+      const b = Math.min(names.length, a + block) - 1;
+      return `${names[a]} … ${names[b]} (${a}–${b})`;
+    };
+    const at = i * T + j;
+    return [
+      `${span(i, queryTokens)} → ${span(j, tokens)}`,
+      `mean over the block, pre-trained (step ${preStep}): ${pre[at].toFixed(4)}`,
+      `mean over the block, step ${step}: ${cur[at].toFixed(4)}`,
+      `difference: ${(cur[at] - pre[at] >= 0 ? "+" : "") + (cur[at] - pre[at]).toFixed(4)}`,
+    ];
   }
 }

@@ -5,8 +5,10 @@ import {OVERLAY} from "./colormaps.js";
 import {displayLegend, wrapLines} from "./display.js";
 import {fmt} from "./dom.js";
 import {swatches} from "./legend.js";
+import {LABEL_PX} from "./limits.js";
 import {fitText} from "./painter.js";
 import {describeSegment, drawBands, drawBoundary, segmentLegend, segmentsFor, unitSegmentIds} from "./segments.js";
+import {labelStride} from "./tokenaxis.js";
 import {CanvasView} from "./view.js";
 
 const LEFT = 52;
@@ -67,8 +69,9 @@ export class TokenInfluence extends CanvasView {
 
   geometry(width) {
     const T = this.data.tokens.length;
-    const group = Math.max(12, (width - LEFT - 12) / T);
-    return {T, group, width: LEFT + 12 + group * T, base: TOP + PLOT};
+    const fit = (width - LEFT - 12) / T; // a long sequence fits the card, with every k-th label
+    const group = T * 12 <= width - LEFT - 12 ? Math.max(12, fit) : fit;
+    return {T, group, every: labelStride(group, LABEL_PX), width: LEFT + 12 + group * T, base: TOP + PLOT};
   }
 
   size(width) {
@@ -87,13 +90,14 @@ export class TokenInfluence extends CanvasView {
       p.line(LEFT, y, g.width - 8, y, {stroke: f ? "#eeeeee" : "#9e9e9e"});
       p.text(LEFT - 6, y, fmt.num(f * vMax), {size: 10, color: "#757575", align: "right", baseline: "middle"});
     }
-    const bw = Math.max(2, Math.min(14, (g.group - 4) / 2));
+    const bw = Math.max(0.5, Math.min(14, (g.group - (g.group > 6 ? 4 : 0.5)) / 2));
     tokens.forEach((tok, i) => {
       const cx = LEFT + (i + 0.5) * g.group;
       const hp = (pre[i] / vMax) * PLOT;
       const hc = (cur[i] / vMax) * PLOT;
       p.rect(cx - bw, g.base - hp, bw, hp, {fill: OVERLAY.second});
       p.rect(cx, g.base - hc, bw, hc, {fill: OVERLAY.first});
+      if (i % g.every) return;
       p.text(cx + 3, g.base + (segments ? 12 : 8), fitText(tok, 60, {size: 10}), {size: 10, rotate: -55, align: "right",
         color: keep && !keep[i] ? "#b0b0b0" : "#424242"});
     });

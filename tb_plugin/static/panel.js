@@ -45,7 +45,7 @@ export class Panel {
   /** Draw the view on screen; the layout it returns is kept for hit-testing. */
   paint() {
     if (!this.body.contains(this.scroller)) clear(this.body).append(this.scroller);
-    const available = Math.max(200, this.body.clientWidth || 600);
+    const available = Math.max(200, this.scroller.clientWidth || 600); // inside the body's padding: what shows unscrolled
     const size = this.view.size(available);
     const painter = new CanvasPainter(this.canvas, size.width, size.height);
     this.layout = this.view.draw(painter, size) || null;
