@@ -11,7 +11,6 @@ import string
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.special import entr
 
 from . import _checks
 
@@ -82,6 +81,8 @@ def head_entropy(attn) -> np.ndarray:
         >>> head_entropy(attn).round(4).tolist()
         [[1.3863]]
     """
+    from scipy.special import entr  # here, not at import: TensorBoard imports this module at start (0.3 s)
+
     attn = _checks.attention(attn)
     return entr(attn).sum(axis=-1).mean(axis=-1)
 

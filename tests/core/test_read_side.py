@@ -29,6 +29,12 @@ print(json.dumps({
 }))
 """
 
+TENSORBOARD_START = """
+import json, sys
+import attnflows_tb.plugin  # what TensorBoard imports at start, attnflows runs or not
+print(json.dumps(sorted(m for m in ("scipy", "hdf5plugin", "torch") if m in sys.modules)))
+"""
+
 WRITE_SIDE_IMPORT = """
 import json, sys
 hook = sys.excepthook
@@ -53,6 +59,10 @@ def facts(script: str) -> dict:
 
 def test_plugin_open_run_and_analysis_import_no_torch_no_transformers_and_no_exit_hooks():
     assert facts(READ_SIDE) == {"heavy": [], "excepthook_unchanged": True, "atexit_added": 0}
+
+
+def test_tensorboard_start_loads_no_scipy_and_no_hdf5plugin_until_they_are_needed():
+    assert facts(TENSORBOARD_START) == []
 
 
 def test_recorder_still_imports_from_the_package_and_installs_no_hook_until_one_is_created():
