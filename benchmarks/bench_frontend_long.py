@@ -5,8 +5,8 @@ p95 <= 100 ms, scrubbing back to back and 1.5 s apart, steps the server has not 
 
 The runs are synthesised, not trained: 64 probe examples whose attention is a softmax of random
 scores plus the usual patterns (heads on [CLS], on the previous token, on [SEP]), written with the
-store's own writer in the default encoding (compact, LZMA), with the summaries a recorder stores.
-Encoding 64 x 12 x 12 x 512 x 512 weights is minutes of LZMA, so each snapshot holds a few distinct
+store's own writer in the default encoding (`zstd-u8` since issue 16), with the summaries a recorder stores.
+Encoding 64 x 12 x 12 x 512 x 512 weights takes minutes, so each snapshot holds a few distinct
 tensors shared out over the examples (the server decodes each example on its own all the same).
 
 Each measurement opens a fresh page on its own probe example, so its first steps are cold on the
