@@ -103,8 +103,8 @@ class _SharedEncoding:
             self.done[id(weights)] = self.inner.encode(weights)
         return self.done[id(weights)]
 
-    def dataset_options(self, shape):
-        return self.inner.dataset_options(shape)
+    def __getattr__(self, name):  # dataset_options, dataset_attrs, ...: the run's encoding's own
+        return getattr(self.inner, name)
 
 
 def write_synthetic_run(run_dir: Path, length: int) -> None:

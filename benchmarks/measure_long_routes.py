@@ -2,7 +2,8 @@
 
 Three figures, each against its baseline measured here on the same tensors:
 - merging word pieces into words (the default display): the membership-matrix product the plugin
-  used before vs the segment sums of ``analysis.merge_word_pieces`` now (same result);
+  used before vs ``analysis.merge_word_pieces`` now, which is the same product with its input checks
+  (segment sums with ``np.add.reduceat`` were tried and measured slower on an idle machine);
 - ``/flow`` (trace, the default method and display) for a step: computed in the request as before
   (decode, display transform of every head, trace) vs answered from the head mean kept per snapshot
   (:class:`attnflows_tb.derived.StepCache`);
@@ -79,7 +80,8 @@ def main(argv=None) -> int:
         before = timed(lambda: membership_merge(attention, word_ids), max(1, args.repeats // 2))
         after = timed(lambda: merge_word_pieces(attention, word_ids), args.repeats)
         found = [Figure(BENCH, "word merge of one example, 12x12x128", median(after) * 1000, "ms", median(before) * 1000,
-                        "the membership-matrix product used before", note="same result (1e-12)")]
+                        "the membership-matrix product used before",
+                        note="same product plus input checks; same result (1e-12)")]
 
         query = dict(method="trace", view="raw", display=display, tau=0.1)
         examples = iter(range(entry.run.num_examples))
