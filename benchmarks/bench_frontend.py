@@ -71,25 +71,28 @@ def record_large(run_dir: Path) -> None:
     recorder.close("finished")
 
 
-def measure(browser, url: str, run: str, moves: int = 0, pause_ms: int = 0) -> dict:
+def measure(browser, url: str, run: str, moves: int = 0, pause_ms: int = 0, *, example: int | None = None,
+            timeout_ms: int = 60000) -> dict:
+    """Open the tab on ``run`` (and ``example``) in a fresh page; first render, then ``moves`` scrubber moves."""
     context = browser.new_context(viewport={"width": 1440, "height": 1600})
     page = context.new_page()
     errors = []
     page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    state = f"run%3D{run}" + ("" if example is None else f"%26example%3D{example}")
     start = time.perf_counter()
-    page.goto(f"{url}/#attnflows&af=run%3D{run}")
+    page.goto(f"{url}/#attnflows&af={state}")
     handle = page.wait_for_selector("iframe[src*='plugin_entry.html?name=attnflows']", state="attached")
     shell = time.perf_counter() - start
     frame = handle.content_frame()
     frame.wait_for_function("() => window.attnflows && window.attnflows.app.renders > 0 && window.attnflows.app.pending === 0",
-                            timeout=60000)
+                            timeout=timeout_ms)
     # performance.now() in the frame counts from the frame's own navigation start.
     first = frame.evaluate("""async () => { await window.attnflows.settled();
         await new Promise(r => requestAnimationFrame(() => r())); return performance.now(); }""") / 1000
     frames = frame.evaluate(SCRUB_JS, [moves, pause_ms]) if moves else []
     context.close()
     if errors:
-        print(f"console errors during {run}: {errors}")
+        print(f"console errors during {run}: {errors[:3]}")
     return {"shell": shell, "first": first, "response": [f[0] / 1000 for f in frames],
             "full": [f[1] / 1000 for f in frames]}
 

@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import Figure, median, percentile, report  # noqa: E402
-from benchmarks.bench_frontend import SCRUB_JS  # noqa: E402
+from benchmarks import bench_frontend  # noqa: E402
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, TensorBoard  # noqa: E402
 
 BENCH = "frontend_long"
@@ -142,25 +142,8 @@ def write_synthetic_run(run_dir: Path, length: int) -> None:
 
 
 def measure(browser, url: str, run: str, example: int, moves: int = 0, pause_ms: int = 0) -> dict:
-    """Open the tab on ``run`` and ``example`` in a fresh page; first render, then ``moves`` scrubber moves."""
-    context = browser.new_context(viewport={"width": 1440, "height": 1600})
-    page = context.new_page()
-    errors = []
-    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-    start = time.perf_counter()
-    page.goto(f"{url}/#attnflows&af=run%3D{run}%26example%3D{example}")
-    handle = page.wait_for_selector("iframe[src*='plugin_entry.html?name=attnflows']", state="attached")
-    shell = time.perf_counter() - start
-    frame = handle.content_frame()
-    frame.wait_for_function("() => window.attnflows && window.attnflows.app.renders > 0 && window.attnflows.app.pending === 0",
-                            timeout=300000)
-    first = frame.evaluate("""async () => { await window.attnflows.settled();
-        await new Promise(r => requestAnimationFrame(() => r())); return performance.now(); }""") / 1000
-    frames = frame.evaluate(SCRUB_JS, [moves, pause_ms]) if moves else []
-    context.close()
-    if errors:
-        print(f"console errors during {run}: {errors[:3]}")
-    return {"shell": shell, "first": first, "full": [f[1] / 1000 for f in frames]}
+    """:func:`bench_frontend.measure` on ``example``, with time for a cold 512-token first render."""
+    return bench_frontend.measure(browser, url, run, moves, pause_ms, example=example, timeout_ms=300000)
 
 
 def figures(label: str, first: dict, rapid: dict, paced: dict, tiny: dict) -> list[Figure]:

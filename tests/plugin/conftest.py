@@ -183,3 +183,8 @@ def legacy_client(logdir):
 
 
 PREFIX = "/data/plugin/attnflows"
+
+
+def get(client, route, **params):
+    """GET ``route`` of the plugin with ``params`` as the query string."""
+    return client.get(f"{PREFIX}/{route}", query_string=params)

@@ -17,7 +17,7 @@ from attnflows_tb.runs import AttentionCache, RunCache
 
 from tests.analysis.flip_run import BAD, MOVED, constructed_run
 
-from .conftest import PREFIX, make_app
+from .conftest import get, make_app
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +33,6 @@ def flip_client(flip_logdir):
     from werkzeug.test import Client
 
     return Client(make_app(flip_logdir, multiplexer=False))
-
-
-def get(client, route, **params):
-    return client.get(f"{PREFIX}/{route}", query_string=params)
 
 
 def ok(response):

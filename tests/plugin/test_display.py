@@ -10,13 +10,9 @@ from attnflows_callback.analysis import view as analysis_view
 from attnflows_tb import display
 from attnflows_tb.api import unframe
 
-from .conftest import PREFIX
+from .conftest import get
 
 READABLE = {"targets": "special_punct", "units": "words"}
-
-
-def get(client, route, **params):
-    return client.get(f"{PREFIX}/{route}", query_string=params)
 
 
 def stored(logdir, example=2, step=10):

@@ -13,7 +13,7 @@ from attnflows_tb.api import unframe
 from attnflows_tb.reduced import stream_kv_heads
 from tests.helpers import write_run
 
-from .conftest import PREFIX, make_app
+from .conftest import get, make_app
 
 TOP_K = 3
 
@@ -33,10 +33,6 @@ def client(reduced_logdir):
     from werkzeug.test import Client
 
     return Client(make_app(reduced_logdir, multiplexer=False))
-
-
-def get(client, route, **params):
-    return client.get(f"{PREFIX}/{route}", query_string=params)
 
 
 def runs(client) -> dict:

@@ -9,11 +9,7 @@ from attnflows_callback import analysis, open_run
 from attnflows_tb import registry
 from attnflows_tb.api import unframe
 
-from .conftest import PREFIX
-
-
-def get(client, route, **params):
-    return client.get(f"{PREFIX}/{route}", query_string=params)
+from .conftest import get
 
 
 def graph(client, view, **params):

@@ -13,14 +13,10 @@ from attnflows_tb import metadata
 from attnflows_tb.api import unframe
 from attnflows_tb.plugin import AttentionFlowsLoader
 
-from .conftest import PREFIX
+from .conftest import PREFIX, get
 
 LISTED = {"sweep/lr_1", "sweep/lr_2", "gpt", "t5", "other_probe", "corrupt", "extlink", "virtual", "extsummary",
           "snaplink"}
-
-
-def get(client, route, **params):
-    return client.get(f"{PREFIX}/{route}", query_string=params)
 
 
 def runs_by_name(client):
