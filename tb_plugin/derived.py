@@ -20,11 +20,13 @@ costs a dictionary lookup.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import queue
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +38,7 @@ from .display import Display, Shown
 from .run_access import classification_source, read_attention, shown_attention
 from .run_caches import AttentionCache, OpenRun
 
+STOP_WAIT_S = 10.0  # at interpreter exit, how long to let a background job finish before exiting anyway
 FOREGROUND_PAUSE_S = 0.25  # the background thread starts a job only after requests paused this long ...
 FOREGROUND_MAX_WAIT_S = 2.0  # ... or once it has waited this long
 
@@ -95,6 +98,7 @@ class StepCache(AttentionCache):
         self._worker: threading.Thread | None = None
         self._last_request = 0.0
         self._heavy = threading.RLock()  # re-entered: a lifetimes graph is made from a kept head mean
+        self._stopping = False
         self.warmed = 0  # jobs the background thread has run
 
     @property
@@ -145,10 +149,25 @@ class StepCache(AttentionCache):
                 self._queued.discard(key)
             return False
         with self._derived_lock:
-            if self._worker is None or not self._worker.is_alive():
+            if not self._stopping and (self._worker is None or not self._worker.is_alive()):
                 self._worker = threading.Thread(target=self._work, name="attnflows-warm", daemon=True)
+                _stop_at_exit(self)
                 self._worker.start()
         return True
+
+    def stop(self, timeout: float = STOP_WAIT_S) -> None:
+        """Stop the background thread after its current job (waiting at most ``timeout`` seconds).
+
+        Called for every cache at interpreter exit: a daemon thread still inside HDF5 or numpy while
+        the interpreter tears down crashes the process (seen as a segmentation fault at exit).
+        """
+        with self._derived_lock:
+            self._stopping = True
+            worker = self._worker
+        with contextlib.suppress(queue.Full):
+            self._jobs.put_nowait((-1, 0, None, None))  # wakes a worker waiting for a job
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout)
 
     def warm(self, entry: OpenRun, example: int, step: int, stream: str, job) -> None:
         """Run ``job(step)`` for ``example``'s other snapshots in the background, nearest to ``step`` first."""
@@ -178,9 +197,11 @@ class StepCache(AttentionCache):
                         return
                 continue
             waited = time.monotonic()  # requests first, but never starved for longer than FOREGROUND_MAX_WAIT_S
-            while (time.monotonic() - self._last_request < FOREGROUND_PAUSE_S
+            while (not self._stopping and time.monotonic() - self._last_request < FOREGROUND_PAUSE_S
                    and time.monotonic() - waited < FOREGROUND_MAX_WAIT_S):
                 time.sleep(FOREGROUND_PAUSE_S / 4)
+            if self._stopping:
+                return
             try:
                 job()
             except Exception:  # noqa: BLE001 - a failed job is done again in the request, which reports the error
@@ -190,6 +211,25 @@ class StepCache(AttentionCache):
                 with self._derived_lock:
                     self._queued.discard(key)
                 self.warmed += 1
+
+
+_caches_with_workers: weakref.WeakSet = weakref.WeakSet()
+_exit_hook_installed = False
+
+
+def _stop_at_exit(cache: StepCache) -> None:
+    """Have ``cache``'s background thread stopped at interpreter exit (the hook is installed once, when needed)."""
+    global _exit_hook_installed
+    if not _exit_hook_installed:
+        atexit.register(_stop_all)
+        _exit_hook_installed = True
+    _caches_with_workers.add(cache)
+
+
+def _stop_all() -> None:
+    for cache in list(_caches_with_workers):
+        cache.stop()
+    _caches_with_workers.clear()
 
 
 class Pending(Exception):

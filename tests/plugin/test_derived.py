@@ -5,6 +5,7 @@ answers ``pending`` while it works, and the memory kept stays within its byte bo
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -137,3 +138,27 @@ def test_kept_memory_stays_within_its_byte_bounds(entry):
     settle(cache)
     assert 0 < cache.derived_bytes_kept <= budget
     assert cache._bytes <= cache.max_bytes
+
+
+def test_stopping_lets_the_running_job_finish_then_ends_the_background_thread_without_running_more():
+    # Run for every cache at interpreter exit: a daemon thread inside HDF5 or numpy while Python tears
+    # down crashed the test process with a segmentation fault after every test had passed.
+    cache = derived.StepCache()
+    started, release, done = threading.Event(), threading.Event(), []
+
+    def job():
+        started.set()
+        release.wait(30)
+        done.append("first")
+
+    cache.submit(("first",), job)
+    cache.submit(("second",), lambda: done.append("second"))
+    assert started.wait(30)
+    stopping = threading.Thread(target=cache.stop)
+    stopping.start()
+    release.set()
+    stopping.join(30)
+    assert done == ["first"]
+    assert not cache._worker.is_alive()
+    cache.submit(("third",), lambda: done.append("third"))  # a stopped cache starts no new thread
+    assert not cache._worker.is_alive() and done == ["first"]
