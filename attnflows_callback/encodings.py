@@ -60,6 +60,16 @@ def _from_codes(codes: np.ndarray) -> np.ndarray:
     return codes.astype(np.float32) * np.float32(1.0 / 255.0)
 
 
+def _keymajor_codes(weights: np.ndarray) -> np.ndarray:
+    """:func:`_codes` of ``[..., Tq, Tk]`` weights, stored key-major ``[..., Tk, Tq]`` (contiguous)."""
+    return np.ascontiguousarray(_codes(weights).swapaxes(-1, -2))
+
+
+def _keymajor_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The stored key-major shape of a ``[..., Tq, Tk]`` tensor's codes."""
+    return (*shape[:-2], shape[-1], shape[-2])
+
+
 class CompactUint8(Encoding):
     """uint8 codes, transposed key-major, in one raw LZMA2 stream (the default before ``zstd-u8``).
 
@@ -75,15 +85,14 @@ class CompactUint8(Encoding):
     max_abs_error = 0.5 / 255
 
     def encode(self, weights: np.ndarray) -> np.ndarray:
-        keymajor = np.ascontiguousarray(_codes(weights).swapaxes(-1, -2))
-        packed = lzma.compress(keymajor.tobytes(), format=lzma.FORMAT_RAW, filters=COMPACT_ENCODE_FILTERS)
+        packed = lzma.compress(_keymajor_codes(weights).tobytes(), format=lzma.FORMAT_RAW,
+                               filters=COMPACT_ENCODE_FILTERS)
         return np.frombuffer(packed, dtype=np.uint8)
 
     def decode(self, stored: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         expected = int(np.prod(shape, dtype=np.int64))
         raw = decompress_exactly(stored.tobytes(), expected)
-        keymajor_shape = (*shape[:-2], shape[-1], shape[-2])
-        codes = np.frombuffer(raw, dtype=np.uint8).reshape(keymajor_shape).swapaxes(-1, -2)
+        codes = np.frombuffer(raw, dtype=np.uint8).reshape(_keymajor_shape(shape)).swapaxes(-1, -2)
         return _from_codes(codes)
 
     def max_stored_size(self, shape: tuple[int, ...]) -> int:
@@ -204,7 +213,7 @@ class ZstdUint8(Encoding):
     scale = 1.0 / 255.0
 
     def encode(self, weights: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(_codes(weights).swapaxes(-1, -2))
+        return _keymajor_codes(weights)
 
     def decode(self, stored: np.ndarray, shape) -> np.ndarray:
         return _from_codes(stored.swapaxes(-1, -2))
@@ -221,7 +230,7 @@ class ZstdUint8(Encoding):
         return int(np.prod(shape, dtype=np.int64))
 
     def check_stored(self, dataset, shape: tuple[int, ...]) -> None:
-        keymajor = (*shape[:-2], shape[-1], shape[-2])
+        keymajor = _keymajor_shape(shape)
         if dataset.dtype != np.uint8 or dataset.shape != keymajor:
             raise ValueError(f"{dataset.name!r} holds {dataset.dtype} {list(dataset.shape)}; 'zstd-u8' writes uint8 "
                              f"codes {list(keymajor)}")
@@ -233,7 +242,7 @@ class ZstdUint8(Encoding):
         memory, without an error), so the reader does not use it: it reads the raw chunk and
         decodes it with the libzstd that hdf5plugin ships, into a buffer of the declared size.
         """
-        keymajor = (*shape[:-2], shape[-1], shape[-2])
+        keymajor = _keymajor_shape(shape)
         needed = self.max_stored_size(shape)
         # One chunk that inflates to exactly the shape's codes (checked below) is the whole dataset.
         if dataset.id.get_num_chunks() != 1:

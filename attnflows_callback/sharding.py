@@ -65,11 +65,8 @@ def sharded_across_ranks(module: nn.Module) -> bool:
 
     Then a probe forward is a collective: a recorder on one rank alone would wait for ever.
     """
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-        return False
-    return sharding_of(module) is not None
+    dist = _distributed()
+    return dist is not None and dist.get_world_size() > 1 and sharding_of(module) is not None
 
 
 def joint_probing(root: nn.Module, model: nn.Module, agree: Callable[[bool], bool] | None = None
@@ -120,16 +117,14 @@ def joint_probing(root: nn.Module, model: nn.Module, agree: Callable[[bool], boo
 def is_global_rank_zero() -> bool:
     """True on ``torch.distributed``'s rank zero (or without ``torch.distributed``): the rank that
     :func:`broadcast_from_rank_zero` hears, hence the one that must write."""
-    import torch.distributed as dist
-
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    dist = _distributed()
+    return dist is None or dist.get_rank() == 0
 
 
 def broadcast_from_rank_zero(value: bool) -> bool:
     """Global rank zero's ``value``, on every rank (``torch.distributed.broadcast_object_list``)."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
+    dist = _distributed()
+    if dist is None:
         return bool(value)  # one process: it is rank zero
     box = [bool(value)]
     dist.broadcast_object_list(box, src=0)
@@ -146,6 +141,13 @@ def _units_above(root: nn.Module, model: nn.Module, unit_class) -> list[nn.Modul
         return []
     return [module for name, module in root.named_modules() if module is not model and isinstance(module, unit_class)
             and (name == "" or path.startswith(name + "."))]
+
+
+def _distributed():
+    """``torch.distributed`` when a process group is initialised, else None (one process)."""
+    import torch.distributed as dist
+
+    return dist if dist.is_available() and dist.is_initialized() else None
 
 
 def _fsdp2_class():

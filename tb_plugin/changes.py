@@ -185,11 +185,9 @@ def lifetimes_impl(name: str, entry: OpenRun, cache: AttentionCache, *, example:
         return {(int(l), int(i), int(j)): float(w) for l, i, j, w in np.asarray(edges).reshape(-1, 4)}
 
     def graph_once(at: int) -> dict[tuple[int, int, int], float]:
-        if not isinstance(cache, derived.StepCache):
-            return graph_at(at)
         key = ("lifetime-graph", str(entry.run_dir), at, run.snapshot_info(at).identity, stream, example, view,
                source, layer, tau, residual, None if pairs is None else tuple(pairs))
-        return cache.derived(key, lambda: derived.Sized(graph_at(at)))
+        return derived.kept(cache, key, lambda: derived.Sized(graph_at(at)))
 
     graphs = {at: graph_once(at) for at in steps}
     current = sorted(graphs[step].items(), key=lambda item: -item[1])

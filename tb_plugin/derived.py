@@ -265,14 +265,8 @@ def mean_shown(entry: OpenRun, cache: AttentionCache, example: int, step: int, s
         mean = np.concatenate([s.attention.mean(axis=1, keepdims=True, dtype=np.float64) for s in layers])
         return Shown(mean, first.labels, first.units, info)
 
-    if not isinstance(cache, StepCache):
-        return compute()
-    if warm:
-        cache.touch()
-    value = cache.derived(_key("mean", entry, example, step, stream, display_key(display)), compute)
-    if warm:
-        cache.warm(entry, example, step, stream, _WarmJob(entry, cache, example, stream, display))
-    return value
+    warming = (entry, example, step, stream, _WarmJob(entry, cache, example, stream, display)) if warm else None
+    return kept(cache, _key("mean", entry, example, step, stream, display_key(display)), compute, warming)
 
 
 def example_heads(entry: OpenRun, cache: AttentionCache, example: int, step: int, stream: str,
@@ -292,13 +286,28 @@ def example_heads(entry: OpenRun, cache: AttentionCache, example: int, step: int
                                   for layer in range(attention.shape[0])])
         return HeadsOfExample(metrics, pattern, float(analysis.uniform_entropy(attention.shape[-1])))
 
+    warming = (entry, example, step, stream, _WarmJob(entry, cache, example, stream, None)) if warm else None
+    return kept(cache, _key("heads", entry, example, step, stream), compute, warming)
+
+
+def kept(cache: AttentionCache, key: tuple, compute, warming: tuple | None = None):
+    """``compute()``, kept under ``key`` while it stays cached when ``cache`` is a :class:`StepCache`.
+
+    ``warming``: ``(entry, example, step, stream, job)`` for :meth:`StepCache.warm`, which then runs
+    ``job`` for the example's other snapshots in the background (a request's own call passes it).
+
+    Example:
+        >>> cache = StepCache(warm=False)
+        >>> kept(cache, ("k",), lambda: np.ones(2)) is kept(cache, ("k",), lambda: np.zeros(2))
+        True
+    """
     if not isinstance(cache, StepCache):
         return compute()
-    if warm:
+    if warming is not None:
         cache.touch()
-    value = cache.derived(_key("heads", entry, example, step, stream), compute)
-    if warm:
-        cache.warm(entry, example, step, stream, _WarmJob(entry, cache, example, stream, None))
+    value = cache.derived(key, compute)
+    if warming is not None:
+        cache.warm(*warming)
     return value
 
 

@@ -332,9 +332,12 @@ def _block_score(attn: np.ndarray) -> np.ndarray:
     # so only row and column sums are needed, not the 2-d prefix sums of the whole map.
     lower = np.tril(np.ones((n_tokens, n_tokens)))
     added = np.einsum("lhij,ij->lhi", attn, lower) + np.einsum("lhij,ij->lhj", attn, np.triu(lower.T, 1))
-    top_left_all = np.concatenate([np.zeros(attn.shape[:2] + (1,)), added.cumsum(axis=-1)], axis=-1)
-    rows_before = np.concatenate([np.zeros(attn.shape[:2] + (1,)), attn.sum(axis=-1).cumsum(axis=-1)], axis=-1)
-    columns_before = np.concatenate([np.zeros(attn.shape[:2] + (1,)), attn.sum(axis=-2).cumsum(axis=-1)], axis=-1)
+
+    def sums_before(values: np.ndarray) -> np.ndarray:  # [..., T] -> [..., T + 1]: sums of the first s entries
+        return np.concatenate([np.zeros(values.shape[:-1] + (1,)), values.cumsum(axis=-1)], axis=-1)
+
+    top_left_all = sums_before(added)
+    rows_before, columns_before = sums_before(attn.sum(axis=-1)), sums_before(attn.sum(axis=-2))
     splits = np.arange(2, n_tokens - 1)
     top_left = top_left_all[..., splits]
     bottom_right = rows_before[..., -1, None] - rows_before[..., splits] - columns_before[..., splits] + top_left
