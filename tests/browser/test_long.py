@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from .conftest import Tab, TensorBoard
+from .conftest import Tab, TensorBoard, checked_tab
 
 RUN = "long300"
 T, LAYERS, HEADS = 300, 2, 2
@@ -52,12 +52,10 @@ def long_tensorboard(tmp_path_factory):
 
 @pytest.fixture
 def long_tab(browser, long_tensorboard):
-    t = Tab(browser, long_tensorboard.url)
-    t.open()
-    t.set_state({"run": RUN, "tau": 0.2})
-    yield t
-    t.close()
-    assert not t.errors, f"console errors: {t.errors}; failed requests: {t.failed_requests}"
+    with checked_tab(browser, long_tensorboard) as t:
+        t.open()
+        t.set_state({"run": RUN, "tau": 0.2})
+        yield t
 
 
 def geometry(tab: Tab) -> dict:
