@@ -117,14 +117,16 @@ def aggregate_run(
         roles = token_roles(tokens, ids)
         keep = keep_mask(tokens, ids, drop_special=drop_special, drop_punctuation=drop_punctuation)
         units = word_units(ids) if ids is not None else [np.array([p]) for p in range(len(tokens))]
+        starts = np.array([int(unit[0]) for unit in units])
         roles_list.append(roles)
         words_list.append([label.lower() for label in unit_labels(tokens, units)])
         word_roles.append([roles[int(unit[0])] for unit in units])
         source_position = classification_source(run, i)
         for label, at in compared:
-            row = rows(i, at) if rows is not None else _row(attention(i, at), keep, source_position)
+            row = rows(i, at) if rows is not None else source_row(run, i, at, stream=stream, drop_special=drop_special,
+                                                                   drop_punctuation=drop_punctuation)
             token_rows[label].append(row)
-            word_rows[label].append(np.array([row[unit].sum() for unit in units]))
+            word_rows[label].append(np.add.reduceat(row, starts))  # units are runs of adjacent positions
     positions = np.arange(chosen.size)
     by_role = {label: influence_by_role(token_rows[label], roles_list, positions) for label, _ in compared}
     per_word = {label: influence_by_word(word_rows[label], words_list, positions) for label, _ in compared}
@@ -169,16 +171,33 @@ def source_row(run, example: int, step: int, *, stream: str | None = None, drop_
     from .explain import classification_source
 
     stream = stream or run.default_stream
-    tokens, ids = run.tokens(example), run.word_ids(example)
-    keep = keep_mask(tokens, ids, drop_special=drop_special, drop_punctuation=drop_punctuation)
-    attn = run.attention(example, step, stream).astype(np.float64)
-    return _row(attn, keep, classification_source(run, example))
+    stored = stored_source_row(run, example, step, stream=stream, drop_special=drop_special,
+                               drop_punctuation=drop_punctuation)
+    if stored is not None:
+        return stored
+    keep = keep_mask(run.tokens(example), run.word_ids(example), drop_special=drop_special,
+                     drop_punctuation=drop_punctuation)
+    return _row(run.attention(example, step, stream).astype(np.float64), keep, classification_source(run, example))
+
+
+def stored_source_row(run, example: int, step: int, *, stream: str | None = None, drop_special: bool = True,
+                      drop_punctuation: bool = False) -> np.ndarray | None:
+    """:func:`source_row` as the writer stored it with a long example's head mean (float64), or None."""
+    from .analysis.view import TARGET_SETS, keep_mask
+
+    keep = keep_mask(run.tokens(example), run.word_ids(example), drop_special=drop_special,
+                     drop_punctuation=drop_punctuation)
+    targets = "none" if not keep.any() or keep.all() else \
+        next(name for name, drops in TARGET_SETS.items() if drops == (drop_special, drop_punctuation))
+    stored = run.source_row(example, step, stream or run.default_stream, targets)
+    return None if stored is None else stored.astype(np.float64)
 
 
 def _row(attn: np.ndarray, keep: np.ndarray, source_position: int) -> np.ndarray:
-    from .analysis import rollout
+    """The source's rollout row of ``[L, H, T, T]`` attention with the targets ``keep`` hides dropped."""
+    from .analysis import rollout_row
     from .analysis.view import drop_targets
 
     if keep.any() and not keep.all():
         attn = drop_targets(attn, keep)
-    return rollout(attn)[-1][source_position]
+    return rollout_row(attn, source_position)

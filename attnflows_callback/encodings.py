@@ -50,6 +50,15 @@ class Encoding:
         """The stored array of ``dataset`` (already passed :meth:`check_stored`), ready for :meth:`decode`."""
         return dataset[()]
 
+    def reads_layers(self, dataset, shape: tuple[int, ...]) -> bool:
+        """Whether :meth:`read_layer` reads one layer of this dataset alone."""
+        return False
+
+    def read_layer(self, dataset, shape: tuple[int, ...], layer: int) -> np.ndarray | None:
+        """What :meth:`decode` needs for layer ``layer`` alone (shape ``(1, *shape[1:])``), or None when this
+        dataset cannot be read a layer at a time (the caller decodes it whole)."""
+        return None
+
 
 def _codes(weights: np.ndarray) -> np.ndarray:
     """``round(w * 255)`` as uint8: max abs error 1/510 (< 2e-3) on [0, 1]."""
@@ -185,7 +194,7 @@ _ZSTD_MAGIC = 0xFD2FB528
 
 
 class ZstdUint8(Encoding):
-    """uint8 codes ``round(w * 255)``, key-major ``[L, H, Tk, Tq]``, one chunk with HDF5's Zstandard filter (the default).
+    """uint8 codes ``round(w * 255)``, key-major ``[L, H, Tk, Tq]``, HDF5's Zstandard filter (the default).
 
     Max abs error 1/510 (< 2e-3). A standard HDF5 filter (id 32015, shipped by ``hdf5plugin``):
     plain h5py reads a shard after ``import hdf5plugin``, and
@@ -194,9 +203,11 @@ class ZstdUint8(Encoding):
     other: 6% fewer bytes at 49 tokens). Against ``compact`` it is 12 to 14% larger and encodes
     and decodes several times faster (``benchmarks/bench_compression.py``).
 
-    Decoding is bounded and checked: :meth:`read` refuses a dataset that is not one chunk of
-    ``shape``'s codes within their compress bound, and decodes the raw chunk itself into exactly
-    the bytes the shape needs (:func:`zstd_decompress_exactly`), never through HDF5's filter.
+    One chunk, or one per layer for a tensor above :data:`LAYER_CHUNK_VALUES` codes (then
+    :meth:`read_layer` decodes one layer alone). Decoding is bounded and checked: :meth:`read`
+    refuses a dataset chunked otherwise or whose chunks exceed their compress bound, and decodes
+    each raw chunk itself into exactly the bytes its shape needs (:func:`zstd_decompress_exactly`),
+    never through HDF5's filter.
 
     Example:
         >>> enc = ZstdUint8()
@@ -221,7 +232,7 @@ class ZstdUint8(Encoding):
     def dataset_options(self, shape):
         import hdf5plugin  # noqa: F401  (registers the filter with h5py; only the writer needs that)
 
-        return {"chunks": shape, "compression": ZSTD_FILTER_ID, "compression_opts": (self.level,)}
+        return {"chunks": _chunk_shape(shape), "compression": ZSTD_FILTER_ID, "compression_opts": (self.level,)}
 
     def dataset_attrs(self) -> dict:
         return {"scale": self.scale, "axes": "layer,head,key,query"}
@@ -236,27 +247,66 @@ class ZstdUint8(Encoding):
                              f"codes {list(keymajor)}")
 
     def read(self, dataset, shape: tuple[int, ...]) -> np.ndarray:
-        """The codes, decoded from the one raw chunk into exactly the bytes ``shape`` needs.
+        """The codes, decoded from the raw chunks into exactly the bytes ``shape`` needs.
 
         HDF5's Zstandard filter ignores decoder errors (a damaged frame reads as uninitialised
-        memory, without an error), so the reader does not use it: it reads the raw chunk and
+        memory, without an error), so the reader does not use it: it reads each raw chunk and
         decodes it with the libzstd that hdf5plugin ships, into a buffer of the declared size.
         """
         keymajor = _keymajor_shape(shape)
-        needed = self.max_stored_size(shape)
-        # One chunk that inflates to exactly the shape's codes (checked below) is the whole dataset.
-        if dataset.id.get_num_chunks() != 1:
-            raise ValueError(f"{dataset.name!r} is not one chunk of {list(keymajor)}, as 'zstd-u8' writes")
-        info = dataset.id.get_chunk_info(0)
+        chunk = self._chunk_of(dataset, keymajor)
+        if chunk == keymajor:
+            return self._read_chunk(dataset, keymajor, 0)
+        codes = np.empty(keymajor, dtype=np.uint8)
+        for layer in range(keymajor[0]):
+            codes[layer] = self._read_chunk(dataset, chunk, layer)[0]
+        return codes
+
+    def reads_layers(self, dataset, shape: tuple[int, ...]) -> bool:
+        keymajor = _keymajor_shape(shape)
+        return self._chunk_of(dataset, keymajor) != keymajor
+
+    def read_layer(self, dataset, shape: tuple[int, ...], layer: int) -> np.ndarray | None:
+        keymajor = _keymajor_shape(shape)
+        chunk = self._chunk_of(dataset, keymajor)
+        return None if chunk == keymajor else self._read_chunk(dataset, chunk, layer)
+
+    @staticmethod
+    def _chunk_of(dataset, keymajor: tuple[int, ...]) -> tuple[int, ...]:
+        """The dataset's chunk shape, refused unless it is one of the two this encoding writes
+        (the whole tensor, or one layer of it: :func:`_chunk_shape`) and the chunks are all there."""
+        chunk = tuple(dataset.chunks or ())
+        per_layer = (1, *keymajor[1:])
+        if chunk not in (keymajor, per_layer) or dataset.id.get_num_chunks() != keymajor[0] // chunk[0]:
+            raise ValueError(f"{dataset.name!r} is not chunked as 'zstd-u8' writes {list(keymajor)} "
+                             f"(one chunk, or one per layer)")
+        return chunk
+
+    def _read_chunk(self, dataset, chunk: tuple[int, ...], index: int) -> np.ndarray:
+        """Chunk ``index`` along the first axis, decoded into exactly ``chunk``'s codes."""
+        needed = int(np.prod(chunk, dtype=np.int64))
+        offset = (index * chunk[0],) + (0,) * (len(chunk) - 1)
+        info = dataset.id.get_chunk_info_by_coord(offset)
         bound = needed + needed // 256 + 192  # ZSTD_compressBound: incompressible data plus block headers
-        if info.filter_mask or info.size > bound:
+        if info.filter_mask or info.size is None or info.size > bound:
             raise ValueError(f"{dataset.name!r} stores a chunk of {info.size} bytes (filter mask {info.filter_mask}); "
-                             f"'zstd-u8' stores at most {bound} for {list(keymajor)}, filtered")
+                             f"'zstd-u8' stores at most {bound} for {list(chunk)}, filtered")
         try:
-            raw = zstd_decompress_exactly(dataset.id.read_direct_chunk((0,) * len(shape))[1], needed)
+            raw = zstd_decompress_exactly(dataset.id.read_direct_chunk(offset)[1], needed)
         except ValueError as err:
             raise ValueError(f"{dataset.name!r}: {err}") from None
-        return np.frombuffer(raw, dtype=np.uint8).reshape(keymajor)
+        return np.frombuffer(raw, dtype=np.uint8).reshape(chunk)
+
+
+LAYER_CHUNK_VALUES = 2**22
+"""A ``zstd-u8`` tensor of more codes than this (12 x 12 heads at 171 tokens and up) is stored one
+chunk per layer, so one layer decodes alone (the head detail at 512 tokens); smaller ones, one chunk."""
+
+
+def _chunk_shape(stored_shape: tuple[int, ...]) -> tuple[int, ...]:
+    if len(stored_shape) >= 3 and int(np.prod(stored_shape, dtype=np.int64)) > LAYER_CHUNK_VALUES:
+        return (1, *stored_shape[1:])
+    return tuple(stored_shape)
 
 
 def zstd_decompress_exactly(frame: bytes, expected: int) -> bytes:

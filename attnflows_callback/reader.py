@@ -37,9 +37,15 @@ from .schema import (
     SNAPSHOT_DIRNAME,
     SNAPSHOT_NAME,
     STATUS_JSON,
+    HIDDEN_ATTR,
+    MEAN_UNITS,
+    SOURCE_ROW_ATTR,
+    UNITS_ATTR,
     attention_path,
+    mean_path,
     summary_path,
 )
+from . import checks
 from .limits import MAX_ATTENTION_VALUES, MAX_CLASSES, MAX_STATUS_BYTES, OPEN_FILES
 from .lru import LRU
 from .fileio import read_h5_dataset as _read
@@ -272,23 +278,7 @@ class Run(RunProbe):
 
     def _check_attention(self, dataset, encoding, i: int, stream: str) -> tuple[int, ...]:
         """The declared shape of one attention dataset, refused unless it fits the run and the probe."""
-        if not isinstance(dataset, h5py.Dataset):
-            raise ValueError(f"'attention/{stream}/{i}' is not a dataset")
-        if dataset.is_virtual or dataset.external:
-            raise UnsafeFileError(f"'attention/{stream}/{i}' stores its data outside the file; attnflows reads no external data")
-        declared = dataset.attrs.get(SHAPE_ATTR)
-        shape = tuple(int(n) for n in np.asarray(declared).ravel()) if declared is not None else ()
-        expected = self.expected_shape(i, stream)
-        if shape != expected:
-            raise ValueError(f"'attention/{stream}/{i}' declares shape {list(shape)}; run.json and the probe say "
-                             f"{list(expected)}")
-        if int(np.prod(expected, dtype=np.int64)) > MAX_ATTENTION_VALUES:
-            raise ValueError(f"'attention/{stream}/{i}' would decode to more than {MAX_ATTENTION_VALUES} values")
-        if dataset.size > encoding.max_stored_size(expected) or dataset.dtype.itemsize > 4:
-            raise ValueError(f"'attention/{stream}/{i}' stores {dataset.size} values of {dataset.dtype}, "
-                             f"more than {encoding.name!r} needs for shape {list(expected)}")
-        encoding.check_stored(dataset, expected)  # the encoding's own cheap checks (stored dtype and shape)
-        return expected
+        return _check_weights(dataset, encoding, attention_path(stream, i), self.expected_shape(i, stream))
 
     def _forget(self, step: int) -> None:
         self._snapshots.pop(step, None)
@@ -311,8 +301,33 @@ class Run(RunProbe):
             return handle
 
     # -------------------------------------------------------------- tensors
-    def attention(self, i: int, step: int, stream: str | None = None) -> np.ndarray:
-        """float32 ``[layers, heads, Tq_i, Tk_i]`` attention of example ``i`` at ``step``."""
+    def attention(self, i: int, step: int, stream: str | None = None, *, layer: int | None = None) -> np.ndarray:
+        """float32 ``[layers, heads, Tq_i, Tk_i]`` attention of example ``i`` at ``step``.
+
+        ``layer``: that layer only, ``[1, heads, Tq_i, Tk_i]``; a long example in ``zstd-u8`` then
+        decodes one layer's chunk, not the whole tensor.
+        """
+        self._check_example(i)
+        stream = self._check_stream(stream)
+        if layer is not None:
+            checks.integer("layer", layer, minimum=0, maximum=self.stream_shape(stream)[0] - 1)
+        with self._lock:
+            f = self._file(int(step))
+            dataset = _safe(f, attention_path(stream, i))
+            encoding = get_encoding(str(f.attrs["encoding"]))
+            shape = self._check_attention(dataset, encoding, i, stream)
+            part = None if layer is None else encoding.read_layer(dataset, shape, layer)
+            stored = encoding.read(dataset, shape) if part is None else part
+        if part is not None:
+            shape = (1, *shape[1:])
+        decoded = encoding.decode(stored, shape)
+        if decoded.shape != shape:
+            raise ValueError(f"'attention/{stream}/{i}' decodes to shape {list(decoded.shape)}, not {list(shape)}")
+        return decoded if layer is None or part is not None else decoded[layer : layer + 1].copy()
+
+    def reads_a_layer_alone(self, i: int, step: int, stream: str | None = None) -> bool:
+        """Whether ``attention(i, step, stream, layer=k)`` decodes layer ``k`` alone (a long example in
+        ``zstd-u8``, stored one chunk per layer); otherwise it decodes the whole tensor and cuts the layer out."""
         self._check_example(i)
         stream = self._check_stream(stream)
         with self._lock:
@@ -320,11 +335,67 @@ class Run(RunProbe):
             dataset = _safe(f, attention_path(stream, i))
             encoding = get_encoding(str(f.attrs["encoding"]))
             shape = self._check_attention(dataset, encoding, i, stream)
+            return encoding.reads_layers(dataset, shape)
+
+    def head_mean(self, i: int, step: int, stream: str | None = None, targets: str = "none") -> StoredMean | None:
+        """The head mean of example ``i`` at ``step`` that the writer stored for a long example
+        (:mod:`.step_products`), with the share of attention its view hides and its units; None when not stored.
+
+        ``targets`` names what the view hides (:data:`~.analysis.view.TARGET_SETS`): ``"none"`` is the raw
+        head mean over tokens; the writer stores it and the default view's (``"special_punct"`` over words
+        for BERT-like inputs).
+        """
+        with self._lock:
+            found = self._mean_dataset(i, step, stream, targets)
+            if found is None:
+                return None
+            dataset, encoding, path, shape, units = found
             stored = encoding.read(dataset, shape)
+            hidden = float(np.asarray(dataset.attrs.get(HIDDEN_ATTR, np.nan)).ravel()[0])
         decoded = encoding.decode(stored, shape)
         if decoded.shape != shape:
-            raise ValueError(f"'attention/{stream}/{i}' decodes to shape {list(decoded.shape)}, not {list(shape)}")
-        return decoded
+            raise ValueError(f"{path!r} decodes to shape {list(decoded.shape)}, not {list(shape)}")
+        return StoredMean(decoded, hidden, units)
+
+    def source_row(self, i: int, step: int, stream: str | None = None, targets: str = "none") -> np.ndarray | None:
+        """The classification token's row ``float32 [T]`` of the rollout through :meth:`head_mean` (what the
+        aggregate averages), stored with a long example's head mean; None when not stored."""
+        with self._lock:
+            found = self._mean_dataset(i, step, stream, targets)
+            if found is None or SOURCE_ROW_ATTR not in found[0].attrs:
+                return None
+            dataset, _, path, _, _ = found
+            row = np.asarray(dataset.attrs[SOURCE_ROW_ATTR])
+        tokens = self.expected_shape(i, stream)[-1]
+        if row.shape != (tokens,) or row.dtype != np.float32 or not np.isfinite(row).all():
+            raise ValueError(f"{path!r} holds a source row of {row.dtype} {list(row.shape)}; the example needs "
+                             f"{tokens} finite float32 values")
+        return row
+
+    def _mean_dataset(self, i: int, step: int, stream: str | None, targets: str):
+        """``(dataset, encoding, path, [L, U, U], units)`` of a stored head mean, checked; None when not stored."""
+        self._check_example(i)
+        stream = self._check_stream(stream)
+        layers, _, queries, keys = self.expected_shape(i, stream)
+        f = self._file(int(step))
+        path = mean_path(stream, targets, i)
+        try:
+            dataset = _safe(f, path)  # no link followed on the way
+        except KeyError:
+            return None
+        units = str(np.asarray(dataset.attrs.get(UNITS_ATTR, "tokens")).ravel()[0])
+        if units not in MEAN_UNITS:
+            raise ValueError(f"{path!r} says its units are {units!r}; attnflows writes one of {list(MEAN_UNITS)}")
+        if units == "words":  # [L, W, W] with W words, at most the tokens (the routes check W against the words)
+            if self.word_ids(i) is None or queries != keys:
+                raise ValueError(f"{path!r} is over words, but example {i} has no word ids")
+            declared = tuple(int(n) for n in np.asarray(dataset.attrs.get(SHAPE_ATTR, ())).ravel())
+            if len(declared) != 3 or declared[1] != declared[2] or not 1 <= declared[2] <= keys:
+                raise ValueError(f"{path!r} declares shape {list(declared)}; a head mean over the words of "
+                                 f"example {i} is [{layers}, W, W] with W <= {keys}")
+            queries = keys = declared[2]
+        encoding = get_encoding(str(f.attrs["encoding"]))
+        return dataset, encoding, path, _check_weights(dataset, encoding, path, (layers, queries, keys)), units
 
     def logits(self, step: int) -> np.ndarray | None:
         """float32 ``[examples, classes]`` logits at ``step``, or None if the model has no classifier."""
@@ -394,3 +465,33 @@ def _reason(err: Exception) -> str:
         else:
             text = text.split("(")[0].strip()  # h5py's "(name = '/abs/path', errno = ...)" details
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+@dataclass(frozen=True)
+class StoredMean:
+    """A head mean the writer stored (:meth:`Run.head_mean`): ``values`` float32 ``[L, U, U]`` over ``units``
+    (``"tokens"``, or ``"words"`` with word pieces merged), and the mean share of attention its view ``hidden``."""
+
+    values: np.ndarray
+    hidden: float
+    units: str
+
+
+def _check_weights(dataset, encoding, path: str, expected: tuple[int, ...]) -> tuple[int, ...]:
+    """``expected``, once the stored tensor at ``path`` is a plain dataset that declares that shape and
+    stores no more than its encoding needs for it; else a ValueError (UnsafeFileError for outside data)."""
+    if not isinstance(dataset, h5py.Dataset):
+        raise ValueError(f"{path!r} is not a dataset")
+    if dataset.is_virtual or dataset.external:
+        raise UnsafeFileError(f"{path!r} stores its data outside the file; attnflows reads no external data")
+    declared = dataset.attrs.get(SHAPE_ATTR)
+    shape = tuple(int(n) for n in np.asarray(declared).ravel()) if declared is not None else ()
+    if shape != expected:
+        raise ValueError(f"{path!r} declares shape {list(shape)}; run.json and the probe say {list(expected)}")
+    if int(np.prod(expected, dtype=np.int64)) > MAX_ATTENTION_VALUES:
+        raise ValueError(f"{path!r} would decode to more than {MAX_ATTENTION_VALUES} values")
+    if dataset.size > encoding.max_stored_size(expected) or dataset.dtype.itemsize > 4:
+        raise ValueError(f"{path!r} stores {dataset.size} values of {dataset.dtype}, "
+                         f"more than {encoding.name!r} needs for shape {list(expected)}")
+    encoding.check_stored(dataset, expected)  # the encoding's own cheap checks (stored dtype and shape)
+    return expected

@@ -24,6 +24,7 @@ from .options import RecorderOptions
 from .probe import DEFAULT_MAX_LENGTH, ProbeSet, TokenizedProbe
 from .schema import probe_arrays, run_meta
 from .sharding import sharded_across_ranks, sharding_of
+from .step_products import StepProducts, snapshot_products
 from .store import DEFAULT_ENCODING, SNAPSHOT_KINDS, RunWriter
 from .tensorboard_log import TensorBoardLog, layer_scalars
 
@@ -132,6 +133,7 @@ class AttentionRecorder:
         self.probe_pass = ProbePass(model, probe, batch_size=batch_size, reduction=self.reduction,
                                     head_importance=head_importance)
         self.model = self.probe_pass.model
+        self._classification_last = is_decoder_only(self.model)
         self.probe = probe
         self.strict = strict
         self.resume = resume
@@ -328,6 +330,9 @@ class AttentionRecorder:
         summaries = snapshot_summaries(capture.attention, self._reference)
         for stream, scores in (capture.importance or {}).items():
             summaries.setdefault(stream, {})["importance"] = scores
+        products = self._products(capture)
+        for stream, metrics in products.summaries.items():
+            summaries.setdefault(stream, {}).update(metrics)
         accuracy = _accuracy(capture.logits, self.probe.probe_set.labels)
         self.writer.write_snapshot(
             step,
@@ -337,12 +342,21 @@ class AttentionRecorder:
             kind=kind,
             epoch=epoch,
             wall_time=wall_time,
+            means=products.means,
         )
         self._published = step
         if self._tensorboard is not None or self._health.warn:
             health = self._health.observe(step, capture.attention, summaries, self._reference)
             if self._tensorboard is not None:
                 self._tensorboard.scalars(step, {**layer_scalars(summaries, accuracy), **health})
+
+    def _products(self, capture: ProbeCapture) -> StepProducts:
+        """What a viewer would derive from this snapshot's long examples (:mod:`.step_products`); none for
+        reduced rows, whose head means and metrics would not be those of the model's attention."""
+        if self.reduction.rows != "all" or self.reduction.top_k is not None:
+            return StepProducts()
+        return snapshot_products(capture.attention, self.probe.tokens, self.probe.word_ids,
+                                 classification_last=self._classification_last)
 
     def _load_reference(self) -> dict[str, list[np.ndarray]] | None:
         from .reader import open_run

@@ -78,6 +78,11 @@ SHARD_ATTENTION = "attention"
 SHARD_LOGITS = "logits"
 SHARD_SUMMARY = "summary"
 SHARD_EXTRA = "extra"
+SHARD_MEAN = "mean"  # optional: mean/<stream>/<targets>/<example>, head means of long examples (step_products.py)
+HIDDEN_ATTR = "hidden_mass"  # on each head mean: the mean share of attention its view hides
+SOURCE_ROW_ATTR = "source_row"  # on each head mean: float32 [T], the classification token's rollout row through it
+UNITS_ATTR = "units"  # on each head mean: "tokens" ([L, T, T]) or "words" ([L, W, W], word pieces merged)
+MEAN_UNITS = ("tokens", "words")
 SHAPE_ATTR = "shape"  # on each attention dataset: [layers, heads, Tq_i, Tk_i]
 
 
@@ -89,6 +94,11 @@ def attention_path(stream: str, example: int | None = None) -> str:
 def summary_path(stream: str, name: str | None = None) -> str:
     """The group of a stream's summaries, or one summary in it (``entropy``, ``js_from_start``, ...)."""
     return f"{SHARD_SUMMARY}/{stream}" if name is None else f"{SHARD_SUMMARY}/{stream}/{name}"
+
+
+def mean_path(stream: str, targets: str, example: int) -> str:
+    """The dataset of one example's head mean under a named set of hidden ``targets`` ("none": raw)."""
+    return f"{SHARD_MEAN}/{stream}/{targets}/{example}"
 
 
 # ------------------------------------------------------------- what the recorder writes

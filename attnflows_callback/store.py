@@ -27,7 +27,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import h5py
@@ -37,6 +37,7 @@ from .schema import (  # noqa: F401  (re-exported: the names every writer and re
     DATA_DIRNAME,
     FORMAT_NAME,
     FORMAT_VERSION,
+    HIDDEN_ATTR,
     LOCK_NAME,
     OLDEST_FORMAT_VERSION,
     PROBE_H5,
@@ -47,10 +48,13 @@ from .schema import (  # noqa: F401  (re-exported: the names every writer and re
     SNAPSHOT_DIRNAME,
     SNAPSHOT_KINDS,
     SNAPSHOT_NAME,
+    SOURCE_ROW_ATTR,
     STATUS_JSON,
     STATUSES,
     TEMP_NAME,
+    UNITS_ATTR,
     attention_path,
+    mean_path,
     snapshot_filename,
     summary_path,
 )
@@ -79,6 +83,7 @@ from .fileio import (  # noqa: F401  (re-exported)
     read_json,
     read_regular,
 )
+from .step_products import HeadMean  # noqa: E402
 from .writer_lock import RunExistsError, RunLockedError, WriterLock, dead_writer  # noqa: F401  (re-exported)
 
 
@@ -294,8 +299,12 @@ class RunWriter:
         epoch: int | None = None,
         wall_time: float | None = None,
         extra: Mapping[str, np.ndarray] | None = None,
+        means: Sequence[HeadMean] = (),
     ) -> Path:
-        """Encode and publish one snapshot atomically; returns the published path."""
+        """Encode and publish one snapshot atomically; returns the published path.
+
+        ``means``: head means of long examples (:mod:`.step_products`), stored in the run's encoding.
+        """
         if kind not in SNAPSHOT_KINDS:
             raise ValueError(f"kind must be one of {SNAPSHOT_KINDS}, got {kind!r}")
         path = self.snapshot_dir / snapshot_filename(step)
@@ -313,10 +322,12 @@ class RunWriter:
                 for stream, per_example in attention.items():
                     group = f.create_group(attention_path(stream))
                     for i, weights in enumerate(per_example):
-                        stored = self.encoding.encode(weights)
-                        ds = group.create_dataset(str(i), data=stored, **self.encoding.dataset_options(stored.shape))
-                        ds.attrs[SHAPE_ATTR] = np.asarray(weights.shape, dtype=np.int64)
-                        ds.attrs.update(self.encoding.dataset_attrs())
+                        self._write_weights(group, str(i), weights)
+                for mean in means:
+                    ds = self._write_weights(f, mean_path(mean.stream, mean.targets, mean.example), mean.values)
+                    ds.attrs[HIDDEN_ATTR] = float(mean.hidden)
+                    ds.attrs[SOURCE_ROW_ATTR] = np.asarray(mean.source_row, dtype=np.float32)
+                    ds.attrs[UNITS_ATTR] = mean.units
                 if logits is not None:
                     f.create_dataset(SHARD_LOGITS, data=np.asarray(logits, dtype=np.float32))
                 for stream, metrics in (summaries or {}).items():
@@ -325,6 +336,14 @@ class RunWriter:
                 for name, value in (extra or {}).items():
                     f.create_dataset(f"{SHARD_EXTRA}/{name}", data=np.asarray(value))
         return path
+
+    def _write_weights(self, parent, name: str, weights: np.ndarray):
+        """One tensor of weights in [0, 1] (an example's attention, a head mean), in the run's encoding."""
+        stored = self.encoding.encode(weights)
+        ds = parent.create_dataset(name, data=stored, **self.encoding.dataset_options(stored.shape))
+        ds.attrs[SHAPE_ATTR] = np.asarray(weights.shape, dtype=np.int64)
+        ds.attrs.update(self.encoding.dataset_attrs())
+        return ds
 
     def set_status(self, status: str, **details) -> None:
         """Publish ``status.json``; when the atomic publish fails (a full disk has no room for a

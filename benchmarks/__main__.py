@@ -35,7 +35,7 @@ SCRIPTS = [
     ("bench_safety.py", "Hostile files: limited decode vs lzma.decompress; checked reads and in-memory writes vs plain h5py", 300),
     ("bench_frontend.py", "Frontend: first render and scrub frame time in headless Chromium", 300),
     ("bench_frontend_long.py", "Frontend at BERT-base size: 12x12 heads, 64 probes, 128 and 512 tokens", 3000),
-    ("measure_long_routes.py", "Server work per step at 12x12x128, before and after issue 16", 600),
+    ("measure_long_routes.py", "Server work per step at 128 and 512 tokens, with and without the step products", 900),
     ("bench_gpu.py", "GPU: overhead and snapshot cost under bf16 autocast, sdpa training, eager probe pass", 600),
     ("bench_big_model.py", 'A ~1B Llama-style decoder at 512 tokens: top_k and rows="cls" against a full snapshot', 3600),
 ]

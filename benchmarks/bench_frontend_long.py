@@ -5,9 +5,10 @@ p95 <= 100 ms, scrubbing back to back and 1.5 s apart, steps the server has not 
 
 The runs are synthesised, not trained: 64 probe examples whose attention is a softmax of random
 scores plus the usual patterns (heads on [CLS], on the previous token, on [SEP]), written with the
-store's own writer in the default encoding (`zstd-u8` since issue 16), with the summaries a recorder stores.
+store's own writer in the default encoding (`zstd-u8` since issue 16), with the summaries and the step
+products (head metrics, head means) a recorder stores.
 Encoding 64 x 12 x 12 x 512 x 512 weights takes minutes, so each snapshot holds a few distinct
-tensors shared out over the examples (the server decodes each example on its own all the same).
+tensors and texts shared out over the examples (the server decodes each example on its own all the same).
 
 Each measurement opens a fresh page on its own probe example, so its first steps are cold on the
 server too. Baselines measured in the same run: TensorBoard's own shell (navigation until the
@@ -16,14 +17,16 @@ scrubbed the same way for the scrub frames.
 
     .venv/bin/python benchmarks/bench_frontend_long.py [--moves 12] [--paced 6] [--keep DIR] [--lengths 128,512]
 
-``--keep DIR`` keeps the synthesised logdir in DIR and reuses it on the next run (writing the
-512-token run takes a few minutes).
+``--keep DIR`` (or ``$ATTNFLOWS_BENCH_KEEP``, which ``python -m benchmarks`` passes on) keeps the
+synthesised logdir in DIR and reuses it on the next run (writing the 512-token run takes 20 minutes
+on two cores).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 import sys
 import tempfile
 import time
@@ -43,6 +46,7 @@ BENCH = "frontend_long"
 LAYERS, HEADS, EXAMPLES = 12, 12, 64
 STEPS = (0, 10, 20, 30, 40, 50)
 DISTINCT = 2  # distinct attention tensors per snapshot, shared out over the examples
+TEXTS = 8  # distinct probe texts (a multiple of DISTINCT), shared out the same way
 FIRST_GOAL_S = 1.5
 FRAME_GOAL_S = 0.1
 
@@ -107,35 +111,48 @@ class _SharedEncoding:
         return getattr(self.inner, name)
 
 
-def write_synthetic_run(run_dir: Path, length: int) -> None:
-    """A finished run of 64 examples x STEPS snapshots at ``length`` tokens, in the default encoding."""
+def write_synthetic_run(run_dir: Path, length: int, *, examples: int = EXAMPLES, steps=STEPS,
+                        products: bool = True) -> None:
+    """A finished run of ``examples`` x ``steps`` snapshots at ``length`` tokens, in the default encoding;
+    ``products=False`` leaves out the step products (as a run written before them)."""
     from attnflows_callback.recorder import snapshot_summaries
+    from attnflows_callback.step_products import snapshot_products
     from attnflows_callback.store import RunWriter
 
-    examples = probe_tokens(length, EXAMPLES)
+    count = examples
+    texts = probe_tokens(length, min(count, TEXTS))
+    examples = [texts[e % len(texts)] for e in range(count)]  # example e: texts[e % TEXTS], tensor e % DISTINCT
     writer = RunWriter(
         run_dir,
         meta={"probe_id": f"synthetic-{length}", "model": {"class": "BertForSequenceClassification",
                                                           "name_or_path": "synthetic", "identity": f"synthetic-{length}"},
               "streams": {"self": {"layers": LAYERS, "heads": HEADS}}, "classification_position": "first",
               "hparams": {"layers": LAYERS, "heads": HEADS, "tokens": length}},
-        probe_arrays={"texts": [text for _, _, text in examples], "labels": np.arange(EXAMPLES) % 2,
-                      "label_names": ["negative", "positive"], "input_ids": [[1] * length] * EXAMPLES,
+        probe_arrays={"texts": [text for _, _, text in examples], "labels": np.arange(count) % 2,
+                      "label_names": ["negative", "positive"], "input_ids": [[1] * length] * count,
                       "tokens": [t for tokens, _, _ in examples for t in tokens],
-                      "word_ids": [ids for _, ids, _ in examples], "truncated": np.zeros(EXAMPLES, bool)},
+                      "word_ids": [ids for _, ids, _ in examples], "truncated": np.zeros(count, bool)},
     )
     writer.encoding = _SharedEncoding(writer.encoding)
     reference = None
     rng = np.random.default_rng(length)
-    for k, step in enumerate(STEPS):
+    for k, step in enumerate(steps):
         distinct = [synthetic_attention(length, seed=1000 * k + d) for d in range(DISTINCT)]
         if reference is None:
             reference = distinct
         per_distinct = snapshot_summaries({"self": distinct}, {"self": reference})["self"]
-        attention = [distinct[e % DISTINCT] for e in range(EXAMPLES)]
-        summaries = {"self": {name: value[np.arange(EXAMPLES) % DISTINCT] for name, value in per_distinct.items()}}
-        logits = rng.standard_normal((EXAMPLES, 2)).astype(np.float32)
-        writer.write_snapshot(step, attention={"self": attention}, logits=logits, summaries=summaries)
+        attention = [distinct[e % DISTINCT] for e in range(count)]
+        summaries = {"self": {name: value[np.arange(count) % DISTINCT] for name, value in per_distinct.items()}}
+        # What the recorder's writer derives per example, computed once per distinct (tensor, text) and shared
+        # out like the tensors (the same arrays, so the shared encoding encodes each head mean once).
+        combos = min(count, TEXTS)
+        made = snapshot_products({"self": attention[:combos]} if products else {}, [t for t, _, _ in examples[:combos]],
+                                 [i for _, i, _ in examples[:combos]], classification_last=False)
+        summaries["self"].update({name: value[np.arange(count) % combos]
+                                  for name, value in made.summaries.get("self", {}).items()})
+        means = [replace(mean, example=e) for e in range(count) for mean in made.means if mean.example == e % combos]
+        logits = rng.standard_normal((count, 2)).astype(np.float32)
+        writer.write_snapshot(step, attention={"self": attention}, logits=logits, summaries=summaries, means=means)
         writer.encoding.done.clear()
     writer.set_status("finished")
     writer.close()
@@ -187,7 +204,8 @@ def main(argv=None) -> int:
     parser.add_argument("--moves", type=int, default=12, help="back-to-back scrubber moves per run (default 12)")
     parser.add_argument("--paced", type=int, default=6, help="paced scrubber moves per run (default 6)")
     parser.add_argument("--lengths", default="128,512", help="token lengths to measure (default 128,512)")
-    parser.add_argument("--keep", type=Path, default=None, help="keep (and reuse) the synthesised logdir here")
+    parser.add_argument("--keep", type=Path, default=os.environ.get("ATTNFLOWS_BENCH_KEEP") or None,
+                        help="keep (and reuse) the synthesised logdir here (default: $ATTNFLOWS_BENCH_KEEP, else none)")
     args = parser.parse_args(argv)
     lengths = [int(n) for n in args.lengths.split(",")]
     if not Path(CHROMIUM).exists():

@@ -1,17 +1,17 @@
-"""Where a step of a 12 x 12 x 128-token example goes on the server, before and after issue 16, in one process.
+"""Where a step of a long example goes on the server, with and without the step products, in one process.
 
-Three figures, each against its baseline measured here on the same tensors:
-- merging word pieces into words (the default display): the membership-matrix product the plugin
-  used before vs ``analysis.merge_word_pieces`` now, which is the same product with its input checks
-  (segment sums with ``np.add.reduceat`` were tried and measured slower on an idle machine);
-- ``/flow`` (trace, the default method and display) for a step: computed in the request as before
-  (decode, display transform of every head, trace) vs answered from the head mean kept per snapshot
-  (:class:`attnflows_tb.derived.StepCache`);
-- ``/heads`` for one example at a step: head metrics computed in the request vs kept per snapshot.
+Figures at 128 and 512 tokens (12 layers x 12 heads), each against its baseline measured here on the
+same tensors:
+- the writer: the step products of one example (head metrics, head means; step_products.py) against
+  encoding and writing its attention, the work the writer already did per example;
+- the routes a scrub frame asks for (``/flow`` trace and rollout in the words view, ``/lifetimes``,
+  ``/heads``, the head detail's ``/attention``, the aggregate's rollout row), on a step no cache holds
+  yet: answered from the stored products (and one layer's chunk) against derived from the attention
+  in the request (a run written without products, same tensors);
+- the word merge of a head mean: gathering each word's pieces against the membership-matrix
+  product the plugin used before.
 
-    .venv/bin/python benchmarks/measure_long_routes.py [--keep DIR] [--repeats 5]
-
-``--keep DIR``: the logdir of ``bench_frontend_long.py --keep DIR`` (else a 128-token run is written).
+    .venv/bin/python benchmarks/measure_long_routes.py [--repeats 5] [--lengths 128,512]
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ if str(ROOT) not in sys.path:
 from benchmarks._common import Figure, median, report  # noqa: E402
 
 BENCH = "long_routes"
+EXAMPLES, STEPS = 4, (0, 10)
 
 
 def membership_merge(attn: np.ndarray, word_ids) -> np.ndarray:
@@ -54,60 +55,105 @@ def timed(fn, repeats: int) -> list[float]:
     return out
 
 
+def cold(fn, entry, repeats: int) -> list[float]:
+    """``fn(entry, cache, example)`` timed on a fresh cache each time, cycling over the examples."""
+    from attnflows_tb import derived
+
+    examples = iter(range(10**6))
+    return timed(lambda: fn(entry, derived.StepCache(warm=False), next(examples) % EXAMPLES), repeats)
+
+
+def writer_figure(length: int, repeats: int) -> Figure:
+    import h5py
+
+    from attnflows_callback.encodings import get_encoding
+    from attnflows_callback.step_products import snapshot_products
+
+    from benchmarks.bench_frontend_long import probe_tokens, synthetic_attention
+
+    attention = synthetic_attention(length, seed=1)
+    tokens, word_ids, _ = probe_tokens(length, 1)[0]
+    encoding = get_encoding("zstd-u8")
+    with tempfile.TemporaryDirectory() as tmp:
+        def write():
+            with h5py.File(Path(tmp) / "shard.h5", "w") as f:
+                stored = encoding.encode(attention)
+                f.create_dataset("a", data=stored, **encoding.dataset_options(stored.shape))
+
+        before = timed(write, repeats)
+        after = timed(lambda: snapshot_products({"self": [attention]}, [tokens], [word_ids],
+                                                classification_last=False), repeats)
+    return Figure(BENCH, f"writer: step products of one example, 12x12x{length}", median(after) * 1000, "ms",
+                  median(before) * 1000, "encoding and writing its attention (zstd-u8)",
+                  note="head metrics and pattern classes, raw and default-view head means; on the writer thread")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", type=Path, default=None, help="the kept logdir of bench_frontend_long.py")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--lengths", default="128,512")
     args = parser.parse_args(argv)
+    from attnflows_callback.aggregate import source_row
     from attnflows_callback.analysis import merge_word_pieces
-    from attnflows_tb import api, derived
+    from attnflows_tb import api, changes
     from attnflows_tb.display import Display
-    from attnflows_tb.runs import AttentionCache, RunCache
+    from attnflows_tb.runs import RunCache
 
     from benchmarks.bench_frontend_long import write_synthetic_run
 
+    found = []
+    display = Display("special_punct", "words")
+    routes = {
+        "/flow trace (words view)": lambda entry, cache, i: api.flow_impl(
+            "r", entry, cache, example=i, step=STEPS[-1], method="trace", view="raw", display=display, tau=0.1),
+        "/flow rollout (words view)": lambda entry, cache, i: api.flow_impl(
+            "r", entry, cache, example=i, step=STEPS[-1], method="trace", view="rollout", display=display, tau=0.1),
+        "/lifetimes (every snapshot)": lambda entry, cache, i: changes.lifetimes_impl(
+            "r", entry, cache, example=i, step=STEPS[-1]),
+        "/heads of one example": lambda entry, cache, i: api.heads_impl("r", entry, cache, step=STEPS[-1], example=i),
+        "aggregate row ([CLS] rollout row, targets hidden)": lambda entry, cache, i: source_row(
+            entry.run, i, STEPS[-1], drop_punctuation=True),
+    }
     with tempfile.TemporaryDirectory() as tmp:
-        run_dir = (args.keep / "logdir" / "long128") if args.keep else Path(tmp) / "long128"
-        if not (run_dir / "attnflows" / "status.json").exists():
-            write_synthetic_run(run_dir, 128)
-        entry = RunCache().get(run_dir)
-        steps = [int(s) for s in entry.run.steps]
-        display = Display("special_punct", "words")
-        attention = entry.run.attention(0, steps[-1], "self").astype(np.float64)
-        word_ids = [None if w < 0 else int(w) for w in entry.run.word_ids(0)]
-        np.testing.assert_allclose(merge_word_pieces(attention, word_ids), membership_merge(attention, word_ids),
-                                   atol=1e-12)
-        before = timed(lambda: membership_merge(attention, word_ids), max(1, args.repeats // 2))
-        after = timed(lambda: merge_word_pieces(attention, word_ids), args.repeats)
-        found = [Figure(BENCH, "word merge of one example, 12x12x128", median(after) * 1000, "ms", median(before) * 1000,
-                        "the membership-matrix product used before",
-                        note="same product plus input checks; same result (1e-12)")]
-
-        query = dict(method="trace", view="raw", display=display, tau=0.1)
-        examples = iter(range(entry.run.num_examples))
-
-        def in_request():  # as before: nothing kept between requests but the decoded tensor
-            cache = AttentionCache()
-            example = next(examples)
-            return api.flow_impl("r", entry, cache, example=example, step=steps[-1], **query)
-
-        kept = derived.StepCache(warm=False)
-        api.flow_impl("r", entry, kept, example=0, step=steps[-1], **query)
-        cold = timed(in_request, args.repeats)
-        warm = timed(lambda: api.flow_impl("r", entry, kept, example=0, step=steps[-1], **query), args.repeats)
-        found.append(Figure(BENCH, "/flow trace (words view) of a prepared step", median(warm) * 1000, "ms",
-                            median(cold) * 1000, "the same computed in the request (decode, transform, trace)",
-                            note="the background thread prepares an example's other steps once one is asked for"))
-
-        def heads_in_request():
-            return api.heads_impl("r", entry, AttentionCache(), step=steps[-1], example=next(examples))
-
-        api.heads_impl("r", entry, kept, step=steps[-1], example=0)
-        cold = timed(heads_in_request, args.repeats)
-        warm = timed(lambda: api.heads_impl("r", entry, kept, step=steps[-1], example=0), args.repeats)
-        found.append(Figure(BENCH, "/heads of one example at a prepared step", median(warm) * 1000, "ms",
-                            median(cold) * 1000, "the same computed in the request"))
-        entry.run.close()
+        for length in [int(n) for n in args.lengths.split(",")]:
+            found.append(writer_figure(length, max(2, args.repeats // 2)))
+            runs = {}
+            for products in (True, False):
+                run_dir = Path(tmp) / f"long{length}-{products}"
+                write_synthetic_run(run_dir, length, examples=EXAMPLES, steps=STEPS, products=products)
+                runs[products] = RunCache().get(run_dir)
+            for name, route in routes.items():
+                derived_here = cold(route, runs[False], args.repeats)
+                stored = cold(route, runs[True], args.repeats)
+                found.append(Figure(BENCH, f"{name}, a step no cache holds, 12x12x{length}", median(stored) * 1000,
+                                    "ms", median(derived_here) * 1000, "derived from the attention in the request",
+                                    note="answered from the step products stored with the snapshot"))
+            size = {products: sum(f.stat().st_size for f in (Path(tmp) / f"long{length}-{products}").rglob("step-*.h5"))
+                    for products in runs}
+            found.append(Figure(BENCH, f"disk per snapshot with the step products, 12x12x{length}",
+                                size[True] / len(STEPS) / 2**20, "MiB", size[False] / len(STEPS) / 2**20,
+                                "the same snapshot without them", note="zstd-u8; two head means of 1/12 of the attention "
+                                "each, and 9 head metrics per head"))
+            run = runs[True].run
+            if run.reads_a_layer_alone(0, STEPS[-1]):
+                examples = iter(range(10**6))
+                whole = timed(lambda: run.attention(next(examples) % EXAMPLES, STEPS[-1])[5], args.repeats)
+                alone = timed(lambda: run.attention(next(examples) % EXAMPLES, STEPS[-1], layer=5), args.repeats)
+                found.append(Figure(BENCH, f"one layer for the head detail, 12x12x{length}", median(alone) * 1000,
+                                    "ms", median(whole) * 1000, "the whole example decoded, the layer cut out",
+                                    note="zstd-u8 stores an example over 2^22 codes one chunk per layer"))
+            if length == max(int(n) for n in args.lengths.split(",")):
+                mean = runs[True].run.head_mean(0, STEPS[-1], "self", "special_punct")[0][:, None].astype(np.float64)
+                word_ids = [None if w < 0 else int(w) for w in runs[True].run.word_ids(0)]
+                np.testing.assert_allclose(merge_word_pieces(mean, word_ids), membership_merge(mean, word_ids),
+                                           atol=1e-12)
+                before = timed(lambda: membership_merge(mean, word_ids), args.repeats)
+                after = timed(lambda: merge_word_pieces(mean, word_ids), args.repeats)
+                found.append(Figure(BENCH, f"word merge of a head mean, 12x{length}x{length}", median(after) * 1000,
+                                    "ms", median(before) * 1000, "the membership-matrix product used before",
+                                    note="each word's pieces gathered and added; same result (1e-12)"))
+            for entry in runs.values():
+                entry.run.close()
     print("load average %.2f %.2f %.2f (2 shared cores)" % os.getloadavg())
     report(found)
     return 0

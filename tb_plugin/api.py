@@ -151,14 +151,15 @@ def attention_impl(name: str, entry: OpenRun, cache: AttentionCache, *, example:
     layers, heads = entry.run.stream_shape(stream)
     if head is not None and layer is None:
         raise BadRequest("parameter 'head' requires 'layer'")
-    attention = read_attention(entry, cache, example, step, stream)
     layer_list, head_list = list(range(layers)), list(range(heads))
     if layer is not None:
         check_index(layer, layers, "layer")
-        attention, layer_list = attention[layer : layer + 1], [layer]
+        attention, layer_list = read_attention(entry, cache, example, step, stream, layer), [layer]  # that layer alone
         if head is not None:
             check_index(head, heads, "head")
             attention, head_list = attention[:, head : head + 1], [head]
+    else:
+        attention = read_attention(entry, cache, example, step, stream)
     query_tokens, key_tokens = entry.run.stream_tokens(example, stream)
     if attention.shape[-2] == 1 and len(query_tokens) > 1:  # rows="cls": the classification position's row only
         query_tokens = [query_tokens[classification_source(entry, len(query_tokens))]]

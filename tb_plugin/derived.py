@@ -34,8 +34,10 @@ import numpy as np
 from attnflows_callback.limits import AGGREGATE_INLINE_VALUES, ATTENTION_CACHE_BYTES, DERIVED_ARRAYS_BYTES, WARM_QUEUE
 from attnflows_callback.lru import LRU
 
-from .display import Display, Shown
-from .run_access import classification_source, read_attention, shown_attention
+from attnflows_callback import step_products
+
+from .display import Display, Shown, transform_mean
+from .run_access import classification_source, read_attention, shown_attention, word_ids_of
 from .run_caches import AttentionCache, OpenRun
 
 STOP_WAIT_S = 10.0  # at interpreter exit, how long to let a background job finish before exiting anyway
@@ -254,6 +256,9 @@ def mean_shown(entry: OpenRun, cache: AttentionCache, example: int, step: int, s
     """The head average ``[L, 1, U, U]`` (float64) of ``example``'s attention at ``step`` as ``display``
     shows it, with the units' labels; computed once per snapshot while it stays cached."""
     def compute() -> Shown:
+        stored = stored_mean(entry, example, step, stream, display)
+        if stored is not None:
+            return stored
         attention = read_attention(entry, cache, example, step, stream)
         # One layer at a time: the transform's float64 copies are a layer's, not the whole tensor's (12x less).
         layers = [shown_attention(entry, example, stream, attention[layer : layer + 1], display)
@@ -269,12 +274,36 @@ def mean_shown(entry: OpenRun, cache: AttentionCache, example: int, step: int, s
     return kept(cache, _key("mean", entry, example, step, stream, display_key(display)), compute, warming)
 
 
+def stored_mean(entry: OpenRun, example: int, step: int, stream: str, display: Display) -> Shown | None:
+    """The head mean as ``display`` shows it, from the one the writer stored for a long example
+    (:mod:`attnflows_callback.step_products`); None when the shard holds none for these targets."""
+    tokens, _ = entry.run.stream_tokens(example, stream)
+    word_ids = word_ids_of(entry, example, len(tokens))
+    try:
+        found = entry.run.head_mean(example, step, stream, display.targets)
+        if found is None or (found.units == "words" and (display.units != "words" or word_ids is None)):
+            return None  # none stored, or over words for a view of tokens: derived from the attention
+        return transform_mean(found.values, found.hidden, tokens, word_ids, display, merged=found.units == "words")
+    except (OSError, ValueError, KeyError, RuntimeError) as err:  # a damaged product: derive it from the attention
+        entry.note_read_problem(step, err)
+        return None
+
+
 def example_heads(entry: OpenRun, cache: AttentionCache, example: int, step: int, stream: str,
                   *, warm: bool = True) -> HeadsOfExample:
     """``analysis.head_metrics`` and ``pattern_class`` of one example at one step, computed once while cached."""
     from attnflows_callback import analysis
 
     def compute() -> HeadsOfExample:
+        stored = entry.run.summary(step, stream)
+        names = [step_products.summary_name(m) for m in (*step_products.METRICS, step_products.PATTERN)]
+        if all(name in stored for name in names) and "entropy" in stored:  # written with the snapshot
+            metrics = {m: stored[step_products.summary_name(m)][example].astype(np.float64)
+                       for m in step_products.METRICS}
+            metrics["entropy"] = stored["entropy"][example].astype(np.float64)
+            _, key_tokens = entry.run.stream_tokens(example, stream)
+            return HeadsOfExample(metrics, stored[names[-1]][example].astype(np.int64),
+                                  float(analysis.uniform_entropy(len(key_tokens))))
         attention = read_attention(entry, cache, example, step, stream)
         _, key_tokens = entry.run.stream_tokens(example, stream)
         cls_index = classification_source(entry, attention.shape[-1])
@@ -337,7 +366,7 @@ def aggregate_rows(entry: OpenRun, cache: AttentionCache, examples, steps, strea
     None (compute in the request) without a :class:`StepCache`, or when a queued row failed (the request
     then meets the same error and reports it).
     """
-    from attnflows_callback.aggregate import source_row
+    from attnflows_callback.aggregate import source_row, stored_source_row
 
     if not isinstance(cache, StepCache):
         return None
@@ -345,6 +374,11 @@ def aggregate_rows(entry: OpenRun, cache: AttentionCache, examples, steps, strea
             for at in steps for i in examples}
     with cache._derived_lock:
         found = {ia: cache._derived.get(key) for ia, key in keys.items()}
+    for i, at in [ia for ia, row in found.items() if row is None]:  # stored with long examples: read, not derived
+        stored = stored_source_row(entry.run, i, at, stream=stream, drop_special=drop_special,
+                                   drop_punctuation=drop_punctuation)
+        if stored is not None:
+            found[(i, at)] = cache.derived(keys[(i, at)], lambda: stored)
     missing = [ia for ia, row in found.items() if row is None]
     if not missing:
         return lambda i, at: found[(int(i), int(at))]

@@ -32,11 +32,9 @@ from attnflows_callback.analysis import view as analysis_view
 from . import params
 from .errors import BadRequest
 
-TARGETS = {
-    "none": ("keep every target (raw attention)", False, False),
-    "special": ("hide special tokens", True, False),
-    "special_punct": ("hide special tokens and punctuation", True, True),
-}
+_TARGET_LABELS = {"none": "keep every target (raw attention)", "special": "hide special tokens",
+                  "special_punct": "hide special tokens and punctuation"}
+TARGETS = {name: (_TARGET_LABELS[name], *drops) for name, drops in analysis_view.TARGET_SETS.items()}
 """``targets`` value -> (menu label, drop special tokens, drop punctuation)."""
 
 UNITS = {"tokens": "word pieces", "words": "words"}
@@ -104,14 +102,8 @@ def run_default(tokens: Sequence[str], word_ids: Sequence[int | None] | None) ->
         >>> run_default(["fine", "day"], None)
         {'targets': 'none', 'units': 'tokens'}
     """
-    defaults = analysis_view.VIEW_DEFAULTS
-    has_special = "special" in analysis_view.token_roles(tokens, word_ids)
-    if has_special and defaults["drop_special"]:
-        targets = "special_punct" if defaults["drop_punctuation"] else "special"
-    else:
-        targets = "none"
-    units = "words" if defaults["words"] and word_ids is not None else "tokens"
-    return {"targets": targets, "units": units}
+    units = "words" if analysis_view.VIEW_DEFAULTS["words"] and word_ids is not None else "tokens"
+    return {"targets": analysis_view.view_targets(tokens, word_ids), "units": units}
 
 
 def served() -> dict:
@@ -137,8 +129,50 @@ def transform(attention: np.ndarray, tokens: Sequence[str], word_ids: Sequence[i
     words = display.units == "words" and word_ids is not None
     shown = analysis_view.apply_view(attention, tokens, word_ids, drop_special=drop_special,
                                      drop_punctuation=drop_punctuation, words=words)
-    info = {"targets": display.targets, "units": "words" if words else "tokens",
-            "roles": list(shown.roles), "keep": [bool(k) for k in shown.keep],
-            "hidden_mass": round(float(np.mean(shown.hidden_mass)), 6),
-            "unit_positions": [[int(i) for i in unit] for unit in shown.units]}  # tokens per unit: segments map through it
-    return Shown(shown.attention, list(shown.labels), list(shown.units), info)
+    return Shown(shown.attention, list(shown.labels), list(shown.units),
+                 _info(display, words, shown.roles, shown.keep, float(np.mean(shown.hidden_mass)), shown.units))
+
+
+def transform_mean(mean: np.ndarray, hidden: float, tokens: Sequence[str], word_ids: Sequence[int | None] | None,
+                   display: Display, *, merged: bool = False) -> Shown:
+    """The head mean ``[L, 1, U, U]`` as ``display`` shows it, from a stored head mean ``[L, T, T]`` whose hidden
+    targets are already ``display.targets`` (:meth:`attnflows_callback.reader.Run.head_mean`), and the share it hid.
+    ``merged``: the stored mean is over words already (``[L, W, W]``); a ValueError unless W is the input's.
+
+    Equal to the head mean of :func:`transform` (word pieces merge linearly), without the per-head work;
+    float32 like the stored mean (half the bytes of a kept float64 one; the analysis reads either).
+
+    Example:
+        >>> import numpy as np
+        >>> shown = transform_mean(np.full((1, 3, 3), 1 / 3), 0.0, ["[CLS]", "good", "##ish"], [None, 0, 0],
+        ...                        Display("none", "words"))
+        >>> shown.labels, [round(float(w), 3) for w in shown.attention[0, 0, 0]]
+        (['[CLS]', 'goodish'], [0.333, 0.667])
+    """
+    tokens = [str(token) for token in tokens]
+    stacked = np.asarray(mean, dtype=np.float32)[:, None]
+    if display.raw:
+        return Shown(stacked, tokens, [np.array([i]) for i in range(len(tokens))], None)
+    words = display.units == "words" and word_ids is not None
+    roles = analysis_view.token_roles(tokens, word_ids)
+    keep = analysis_view.view_keep(tokens, word_ids, display.targets)
+    if not words:
+        units = [np.array([i]) for i in range(len(tokens))]
+        return Shown(stacked, tokens, units, _info(display, False, roles, keep, hidden, units))
+    from attnflows_callback.analysis import merge_word_pieces, word_units
+
+    units = word_units(list(word_ids))
+    if merged and stacked.shape[-1] != len(units):
+        raise ValueError(f"a stored head mean over {stacked.shape[-1]} words; the input has {len(units)}")
+    kept_units = np.array([bool(keep[unit].any()) for unit in units])
+    shown = stacked if merged else merge_word_pieces(stacked, word_ids)
+    return Shown(shown, analysis_view.unit_labels(tokens, units), units,
+                 _info(display, True, [roles[int(u[0])] for u in units], kept_units, hidden, units))
+
+
+def _info(display: Display, words: bool, roles, keep, hidden_mass: float, units) -> dict:
+    """What a shown view says it did, for the legend (:func:`transform`)."""
+    return {"targets": display.targets, "units": "words" if words else "tokens",
+            "roles": list(roles), "keep": [bool(k) for k in keep],
+            "hidden_mass": round(float(hidden_mass), 6),
+            "unit_positions": [[int(i) for i in unit] for unit in units]}  # tokens per unit: segments map through it

@@ -102,9 +102,10 @@ def _raw(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _rollout(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
-    edges = analysis.rollout_edges(graph.attention, graph.source, graph.layer, graph.tau, heads=graph.heads)
-    rolled = analysis.rollout(graph.attention, residual=graph.residual, heads=graph.heads)
-    return edges, rolled[graph.layer, graph.source]
+    edges, row = analysis.rollout_paths(graph.attention, graph.source, graph.layer, graph.tau, heads=graph.heads)
+    if not graph.residual:  # the edges follow the residual rollout; the bars, the rollout asked for
+        row = analysis.rollout_row(graph.attention, graph.source, layer=graph.layer, residual=False, heads=graph.heads)
+    return edges, row
 
 
 def _max_flow(graph: Graph) -> tuple[np.ndarray, np.ndarray]:

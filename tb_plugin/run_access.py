@@ -45,15 +45,16 @@ def check_index(value: int, size: int, what: str) -> int:
     return value
 
 
-def read_attention(entry: OpenRun, cache: AttentionCache, example: int, step: int, stream: str) -> np.ndarray:
-    """Decoded attention ``[L, H, Tq, Tk]``.
+def read_attention(entry: OpenRun, cache: AttentionCache, example: int, step: int, stream: str,
+                   layer: int | None = None) -> np.ndarray:
+    """Decoded attention ``[L, H, Tq, Tk]`` (``[1, H, Tq, Tk]`` of one ``layer``).
 
     A shard that fails now (damaged after it was indexed, holding a link out of the run, a
     shape that disagrees with the run, a stream that inflates past its shape) is a 404 for
     that snapshot only, and is recorded as a problem of the run for /runs.
     """
     try:
-        return cache.get(entry, example, step, stream)
+        return cache.get(entry, example, step, stream, layer)
     except (OSError, ValueError, KeyError, EOFError, RuntimeError) as err:
         reason = entry.note_read_problem(step, err)
         raise NotFound(f"the snapshot could not be read ({reason}); see the run's problems") from None
@@ -73,10 +74,16 @@ def shown_attention(entry: OpenRun, example: int, stream: str, attention: np.nda
     tokens, key_tokens = entry.run.stream_tokens(example, stream)
     if display.raw or stream in CROSS_STREAMS or attention.shape[-1] != attention.shape[-2] or tokens != key_tokens:
         return display_options.transform(attention, key_tokens, None, Display())
+    return display_options.transform(attention, tokens, word_ids_of(entry, example, len(tokens)), display)
+
+
+def word_ids_of(entry: OpenRun, example: int, length: int) -> list[int | None] | None:
+    """``example``'s word ids as the view transforms take them (None for special tokens), when there are
+    ``length`` of them."""
     word_ids = entry.run.word_ids(example)
-    word_ids = None if word_ids is None or len(word_ids) != len(tokens) else [int(w) for w in word_ids]
-    word_ids = None if word_ids is None else [None if w < 0 else w for w in word_ids]
-    return display_options.transform(attention, tokens, word_ids, display)
+    if word_ids is None or len(word_ids) != length:
+        return None
+    return [None if int(w) < 0 else int(w) for w in word_ids]
 
 
 def head_selection(attention: np.ndarray, pairs: list[tuple[int, int]] | None) -> tuple[np.ndarray, list[int] | None]:

@@ -239,10 +239,22 @@ class AttentionCache:
         self._items: LRU = LRU(max_weight=max_bytes, weight=lambda value: value.nbytes)  # key -> array
         self._decoding: dict[tuple, _Decoding] = {}
 
-    def get(self, entry: OpenRun, example: int, step: int, stream: str) -> np.ndarray:
-        """float32 ``[L, H, Tq, Tk]`` of one example at one step (read-only: never modify it)."""
+    def get(self, entry: OpenRun, example: int, step: int, stream: str, layer: int | None = None) -> np.ndarray:
+        """float32 ``[L, H, Tq, Tk]`` of one example at one step (read-only: never modify it).
+
+        ``layer``: that layer only, ``[1, H, Tq, Tk]``, cut from the whole tensor when it is kept, else
+        read alone (a long example decodes one layer's chunk) and kept as such.
+        """
         info = entry.run.snapshot_info(step)
         key = (str(entry.run_dir), step, info.identity, stream, example)
+        if layer is not None:
+            with self._lock:
+                whole = self._items.get(key)
+            if whole is not None:
+                return whole[layer : layer + 1]
+            if not entry.run.reads_a_layer_alone(example, step, stream):  # decode it whole, once, and keep it
+                return self.get(entry, example, step, stream)[layer : layer + 1]
+            key += (layer,)
         while True:
             with self._lock:
                 value = self._items.get(key)
@@ -257,7 +269,8 @@ class AttentionCache:
                 return decoding.value
             # The decode failed: try again, so this request gets the error (or the data) itself.
         try:
-            value = entry.run.attention(example, step, stream)
+            value = entry.run.attention(example, step, stream) if layer is None else \
+                entry.run.attention(example, step, stream, layer=layer)
             value.setflags(write=False)
             decoding.value = value
             if value.nbytes <= self.max_bytes:

@@ -15,7 +15,7 @@ from .._lazy import lazy_attributes
 
 # rollout and trace are cheap (numpy only) and share their names with their submodules, so
 # they are bound now: a later `from .rollout import ...` must not leave the module in their place.
-from .rollout import layer_attention, rollout, rollout_edges  # noqa: E402
+from .rollout import layer_attention, rollout, rollout_edges, rollout_paths, rollout_row  # noqa: E402
 from .trace import EDGE_LABELS, TRACE_MODES, ComparisonTrace, Trace, compare_trace, trace  # noqa: E402
 
 # public name -> the submodule that defines it (scipy-backed: loaded on first use)
@@ -49,9 +49,13 @@ _LAZY = {
     "mass_by_role": "view",
     "token_roles": "view",
     "word_view": "view",
+    "TARGET_SETS": "view",
+    "view_head_mean": "view",
+    "view_keep": "view",
+    "view_targets": "view",
 }
 
-__all__ = sorted([*_LAZY, "layer_attention", "rollout", "rollout_edges", "EDGE_LABELS", "TRACE_MODES", "ComparisonTrace", "Trace",
+__all__ = sorted([*_LAZY, "layer_attention", "rollout", "rollout_edges", "rollout_paths", "rollout_row", "EDGE_LABELS", "TRACE_MODES", "ComparisonTrace", "Trace",
                   "compare_trace", "trace"])
 
 

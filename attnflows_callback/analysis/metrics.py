@@ -7,6 +7,7 @@ To summarise many probe examples, compute a metric per example and average over 
 
 from __future__ import annotations
 
+import functools
 import string
 from collections.abc import Sequence
 
@@ -141,10 +142,20 @@ def head_metrics(
     if len(tokens) != n_tokens:
         raise ValueError(f"tokens must hold one string per position ({n_tokens}), got {len(tokens)}")
     cls_index = _checks.position(cls_index, "cls_index", n_tokens)
+    return checked_head_metrics(attn, tokens, cls_index, sep_tokens, punctuation)
+
+
+def checked_head_metrics(attn: np.ndarray, tokens: list[str], cls_index: int, sep_tokens: Sequence[str] = SEP_TOKENS,
+                         punctuation: frozenset[str] | str = PUNCTUATION) -> dict[str, np.ndarray]:
+    """:func:`head_metrics` of attention already checked (float32 or float64, in the input's precision).
+
+    For a writer that holds its own softmax output: no float64 copy, no second pass of checks.
+    """
+    n_tokens = attn.shape[-1]
     is_sep = np.array([token in set(sep_tokens) for token in tokens])
     is_punct = np.array([_is_punctuation(token, frozenset(punctuation)) for token in tokens])
     positions = np.arange(n_tokens)
-    distance = np.abs(positions[:, None] - positions[None, :])
+    distance = np.abs(positions[:, None] - positions[None, :]).astype(attn.dtype)
     diagonal = np.diagonal(attn, axis1=-2, axis2=-1)
     return {
         "entropy": _row_entropy(attn).mean(axis=-1),
@@ -186,7 +197,11 @@ def pattern_scores(attn) -> dict[str, np.ndarray]:
         >>> {k: float(v[0, 0]) for k, v in pattern_scores(attn).items()}
         {'vertical': 1.0, 'diagonal': 0.0, 'block': 0.0}
     """
-    attn = _checks.attention(attn, square=True)
+    return checked_pattern_scores(_checks.attention(attn, square=True))
+
+
+def checked_pattern_scores(attn: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`pattern_scores` of attention already checked (float32 or float64)."""
     n_tokens = attn.shape[-1]
     column_means = attn.mean(axis=-2)
     top_columns = np.argsort(column_means, axis=-1, kind="stable")[..., -2:]
@@ -194,7 +209,7 @@ def pattern_scores(attn) -> dict[str, np.ndarray]:
     outside_top = np.ones(column_means.shape, dtype=bool)
     np.put_along_axis(outside_top, top_columns, False, axis=-1)
     # The band |i - j| <= 1 is three diagonals: read them, not the whole T x T map.
-    diagonal = np.zeros(column_means.shape[:-1])
+    diagonal = np.zeros(column_means.shape[:-1], dtype=attn.dtype)
     for offset in (-1, 0, 1):
         band = np.diagonal(attn, offset=offset, axis1=-2, axis2=-1)  # A[i, i + offset]
         columns = slice(max(0, offset), n_tokens + min(0, offset))
@@ -230,7 +245,11 @@ def pattern_class(attn) -> np.ndarray:
         >>> [PATTERN_CLASSES[c] for c in pattern_class(attn)[0]]
         ['vertical', 'diagonal']
     """
-    scores = pattern_scores(attn)
+    return pattern_of(pattern_scores(attn))
+
+
+def pattern_of(scores: dict[str, np.ndarray]) -> np.ndarray:
+    """The class indices :func:`pattern_class` gives heads with these :func:`pattern_scores`."""
     vertical, diagonal, block = scores["vertical"], scores["diagonal"], scores["block"]
     limits = PATTERN_THRESHOLDS
     rules = [
@@ -279,7 +298,7 @@ def merge_word_pieces(attn, word_ids: Sequence[int | None]) -> np.ndarray:
         word_ids: ``T`` word ids from the tokenizer; ``None`` or negative for special tokens.
 
     Returns:
-        float64 ``[..., W, W]`` with ``W`` the number of words and special tokens.
+        float64 ``[..., W, W]`` with ``W`` the number of words and special tokens (float32 for float32 input).
 
     Raises:
         ValueError: ``attn`` is not ``[..., T, T]``, holds NaN, or ``len(word_ids) != T``.
@@ -290,7 +309,9 @@ def merge_word_pieces(attn, word_ids: Sequence[int | None]) -> np.ndarray:
         >>> merge_word_pieces(attn, [None, 0, 0]).round(4).tolist()
         [[0.3333, 0.6667], [0.3333, 0.6667]]
     """
-    array = np.asarray(attn, dtype=np.float64)
+    array = np.asarray(attn)
+    if array.dtype != np.float32:  # float32 stays float32 (a stored head mean: half the memory traffic)
+        array = array.astype(np.float64, copy=False)
     if array.ndim < 2 or array.shape[-1] != array.shape[-2]:
         raise ValueError(f"attn must be [..., T, T] self-attention, got shape {array.shape}")
     if not np.isfinite(array).all():
@@ -299,16 +320,24 @@ def merge_word_pieces(attn, word_ids: Sequence[int | None]) -> np.ndarray:
     if len(word_ids) != array.shape[-1]:
         raise ValueError(f"word_ids must hold one id per token ({array.shape[-1]}), got {len(word_ids)}")
     units = word_units(word_ids)
-    n_tokens = array.shape[-1]
-    membership = np.zeros((n_tokens, len(units)))  # 0/1: position -> its unit
-    for index, unit in enumerate(units):
-        membership[unit, index] = 1.0
-    # Keys first, as one matrix product over every row of every head (one BLAS call, 12 ms at
-    # 12x12x128, where segment sums with np.add.reduceat took 35 ms), then queries per head.
-    keys = (array.reshape(-1, n_tokens) @ membership).reshape(array.shape[:-1] + (len(units),))
-    return (membership.T @ keys) / membership.sum(axis=0)[:, None]
+    starts = np.array([int(unit[0]) for unit in units])
+    sizes = np.array([len(unit) for unit in units])
+    # Units are runs of adjacent pieces: gather each unit's first piece, then add its r-th piece for the
+    # units that have one (two or three passes for real text). Half the time of a product with a 0/1
+    # membership matrix on a head mean at 512 tokens, and no slower on [L, H, T, T] (docs/benchmarks.md).
+    rows = array[..., starts, :]
+    for r in range(1, int(sizes.max())):
+        longer = np.flatnonzero(sizes > r)
+        rows[..., longer, :] += array[..., starts[longer] + r, :]
+    rows /= sizes[:, None]
+    merged = rows[..., starts]
+    for r in range(1, int(sizes.max())):
+        longer = np.flatnonzero(sizes > r)
+        merged[..., longer] += rows[..., starts[longer] + r]
+    return merged
 
 
+@functools.lru_cache(maxsize=2**16)  # a vocabulary's worth: views and the aggregate ask for every token of 64 examples
 def _is_punctuation(token: str, punctuation: frozenset[str]) -> bool:
     stripped = token
     for marker in _SUBWORD_MARKERS:
@@ -330,7 +359,7 @@ def _block_score(attn: np.ndarray) -> np.ndarray:
     # Within-segment mass for split s: top_left(s) + bottom_right(s), where top_left(s) is the mass of
     # rows < s on columns < s. Growing s by one adds row s-1 up to the diagonal and column s-1 above it,
     # so only row and column sums are needed, not the 2-d prefix sums of the whole map.
-    lower = np.tril(np.ones((n_tokens, n_tokens)))
+    lower = np.tril(np.ones((n_tokens, n_tokens), dtype=attn.dtype))
     added = np.einsum("lhij,ij->lhi", attn, lower) + np.einsum("lhij,ij->lhj", attn, np.triu(lower.T, 1))
 
     def sums_before(values: np.ndarray) -> np.ndarray:  # [..., T] -> [..., T + 1]: sums of the first s entries

@@ -169,6 +169,95 @@ def drop_targets(attn, keep) -> np.ndarray:
     return np.where(empty, 0.0, shown / np.where(empty, 1.0, total))
 
 
+TARGET_SETS = {"none": (False, False), "special": (True, False), "special_punct": (True, True)}
+"""Named sets of hidden targets: name -> (drop special tokens, drop punctuation). The names are the
+plugin's ``targets`` options and the keys of the head means a shard stores (docs/format.md)."""
+
+
+def view_targets(tokens: Sequence[str], word_ids: Sequence[int | None] | None = None) -> str:
+    """The name in :data:`TARGET_SETS` of what the default view (:data:`VIEW_DEFAULTS`) hides for this input.
+
+    ``"none"`` when the input holds no special token (the defaults then show raw attention).
+
+    Example:
+        >>> view_targets(["[CLS]", "fine", "[SEP]"], [None, 0, None]), view_targets(["fine", "day"])
+        ('special_punct', 'none')
+    """
+    if not (VIEW_DEFAULTS["drop_special"] and "special" in token_roles(tokens, word_ids)):
+        return "none"
+    return "special_punct" if VIEW_DEFAULTS["drop_punctuation"] else "special"
+
+
+def view_keep(tokens: Sequence[str], word_ids: Sequence[int | None] | None, targets: str) -> np.ndarray:
+    """The targets kept by the named set ``targets`` (:data:`TARGET_SETS`), as :func:`apply_view` keeps them:
+    every token when the set would hide them all.
+
+    Example:
+        >>> view_keep(["[CLS]", "fine", ".", "[SEP]"], None, "special_punct").tolist()
+        [False, True, False, False]
+    """
+    if targets not in TARGET_SETS:
+        raise ValueError(f"targets must be one of {list(TARGET_SETS)}, got {targets!r}")
+    drop_special, drop_punctuation = TARGET_SETS[targets]
+    keep = keep_mask(tokens, word_ids, drop_special=drop_special, drop_punctuation=drop_punctuation)
+    return keep if keep.any() else np.ones(len(keep), dtype=bool)
+
+
+def view_head_mean(attn, keep=None) -> tuple[np.ndarray, float]:
+    """The head average of :func:`drop_targets`, and the mean share of attention it hides, one layer at a time.
+
+    ``M[l] = mean_h drop_targets(A[l, h], keep)``, computed as a weighted sum of the raw heads
+    (each row scaled by one over its kept mass), without the per-head float64 copies of
+    :func:`apply_view`: at 12 x 12 x 512 tokens the transform's working set is one layer's.
+    Word pieces merge linearly, so :func:`~.metrics.merge_word_pieces` of ``M`` is the word
+    view's head mean. ``keep=None`` (or all True): the raw head mean, nothing hidden.
+
+    Args:
+        attn: ``[L, H, T, T]`` self-attention of one example (float32 or float64).
+        keep: bool ``[T]`` from :func:`view_keep`, or None.
+
+    Returns:
+        ``(float64 [L, T, T], hidden)``: rows sum to 1 or are all 0 (see :data:`EMPTY_ROW_MASS`);
+        ``hidden`` is the mean over layers, heads and rows of the share of each row the view hides.
+
+    Example:
+        >>> import numpy as np
+        >>> attn = np.array([[[[0.5, 0.5], [0.5, 0.5]], [[0.9, 0.1], [0.2, 0.8]]]])
+        >>> mean, hidden = view_head_mean(attn, np.array([False, True]))
+        >>> mean[0].tolist(), round(hidden, 3)
+        ([[0.0, 1.0], [0.0, 1.0]], 0.525)
+    """
+    array = _checks.attention(attn, square=True)
+    keep = None if keep is None else np.asarray(keep, dtype=bool)
+    if keep is not None and (keep.ndim != 1 or keep.size != array.shape[-1] or not keep.any()):
+        raise ValueError(f"keep must be a bool array of {array.shape[-1]} entries keeping at least one target, "
+                         f"got shape {keep.shape}; build it with view_keep(tokens, word_ids, targets)")
+    return checked_head_mean(array, keep)
+
+
+def checked_head_mean(attn: np.ndarray, keep: np.ndarray | None) -> tuple[np.ndarray, float]:
+    """:func:`view_head_mean` of checked attention, in its own precision (a writer's float32 softmax output)."""
+    layers, heads, n_tokens, _ = attn.shape
+    mean = np.zeros((layers, n_tokens, n_tokens), dtype=attn.dtype)
+    if keep is None or keep.all():
+        for layer in range(layers):
+            attn[layer].mean(axis=0, out=mean[layer])
+        return mean, 0.0
+    hidden = 0.0
+    kept_targets = keep.astype(attn.dtype)
+    for layer in range(layers):
+        maps = attn[layer]
+        kept = maps @ kept_targets  # [H, T]: each row's mass on kept targets
+        totals = maps.sum(axis=-1)
+        hidden += float((1.0 - np.clip(kept / np.maximum(totals, 1e-12), 0.0, 1.0)).sum(dtype=np.float64))
+        empty = kept <= EMPTY_ROW_MASS
+        scale = (np.where(empty, 0.0, 1.0 / np.where(empty, 1.0, kept)) / heads).astype(attn.dtype)
+        for head in range(heads):
+            mean[layer] += maps[head] * scale[head][:, None]
+        mean[layer][:, ~keep] = 0.0
+    return mean, hidden / (layers * heads * n_tokens)
+
+
 def word_view(attn, word_ids: Sequence[int | None], keep) -> tuple[np.ndarray, np.ndarray]:
     """:func:`drop_targets`, then :func:`~.metrics.merge_word_pieces`: the view's attention between words.
 

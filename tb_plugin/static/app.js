@@ -133,10 +133,15 @@ class App {
 
   /** The head in the detail view: the chosen one, else the one that changed most at this step. */
   get detailHead() {
+    return this.detailHeadAt(this.step);
+  }
+
+  /** The head the detail view shows at `step` (what a prefetch of that step asks for). */
+  detailHeadAt(step) {
     if (this.state.detail) return this.state.detail;
     const selected = [...headSet(this.state)];
     if (selected.length) return selected[0];
-    const k = this.summary?.steps.indexOf(this.step) ?? -1;
+    const k = this.summary?.steps.indexOf(step) ?? -1;
     const change = k >= 0 ? this.summary.head_change?.[k] : null;
     let best = this.layers ? `${this.layers - 1}:0` : "";
     let bestValue = -Infinity;
@@ -304,6 +309,7 @@ class App {
 
   /** Resolves once no load or view update is in flight. */
   settled() {
+    this.store.flushHash();
     return this.pending ? new Promise((resolve) => this.settledWaiters.push(resolve)) : Promise.resolve();
   }
 
@@ -427,12 +433,14 @@ export async function start(staticBase) {
   });
   document.head.append(link);
   document.documentElement.lang = "en";
+  const menus = get("registries"); // asked for while the stylesheet loads
+  menus.catch(() => {}); // its error is shown below, once styled
   await styled;
   const root = el("div", {class: "af-app", "data-busy": "1"});
   document.body.append(root);
   let registries;
   try {
-    registries = await get("registries");
+    registries = await menus;
   } catch (err) {
     root.append(message("error", "Could not load the plugin's menus.", err.message));
     root.dataset.busy = "0";

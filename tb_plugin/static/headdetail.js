@@ -138,14 +138,18 @@ export class HeadDetail extends CanvasView {
       querySegments: segmentsFor(example, header.query_tokens, units)};
   }
 
-  params(step) {
+  /** The /attention query of the detail head at `step` for the map of step `at` (the step, or the pre-trained one). */
+  params(step, at = step) {
     const {app} = this;
-    const [layer, head] = app.detailHead.split(":").map(Number);
-    return {run: app.state.run, example: app.example, step, stream: app.stream, layer, head, ...app.display};
+    const [layer, head] = app.detailHeadAt(step).split(":").map(Number);
+    return {run: app.state.run, example: app.example, step: at, stream: app.stream, layer, head, ...app.display};
   }
 
+  /** Both maps the view will show at `step`: its head can differ from this step's (the one that changed most there). */
   prefetch(step) {
-    return this.app.detailHead ? get("attention", this.params(step), {kind: "tensor"}) : null;
+    if (!this.app.detailHeadAt(step)) return null;
+    return Promise.all([get("attention", this.params(step, this.app.preStep), {kind: "tensor"}),
+      get("attention", this.params(step), {kind: "tensor"})]);
   }
 
   async update() {
@@ -159,7 +163,7 @@ export class HeadDetail extends CanvasView {
     const [layer, head] = key.split(":").map(Number);
     const request = async () => {
       const [pre, cur] = await Promise.all([
-        get("attention", this.params(app.preStep), {kind: "tensor"}),
+        get("attention", this.params(app.step, app.preStep), {kind: "tensor"}),
         get("attention", this.params(app.step), {kind: "tensor"}),
       ]);
       const example = app.probe.examples[app.example];

@@ -10,8 +10,11 @@ function fontString(o) {
   return `${o.weight || 400} ${o.size || 11}px ${o.mono ? "'Roboto Mono', monospace" : FONT}`;
 }
 
+let measureFont = null;
+
 export function textWidth(str, o = {}) {
-  measureCtx.font = fontString(o);
+  const font = fontString(o);
+  if (font !== measureFont) measureCtx.font = measureFont = font;
   return measureCtx.measureText(String(str)).width;
 }
 
@@ -30,15 +33,24 @@ export class CanvasPainter {
 
   constructor(canvas, width, height, scale = window.devicePixelRatio || 1) {
     this.canvas = canvas;
+    this.font = this.textColor = this.align = this.baseline = null; // text styles as last set (see text())
     this.width = width;
     this.height = height;
-    canvas.width = Math.max(1, Math.round(width * scale));
-    canvas.height = Math.max(1, Math.round(height * scale));
-    canvas.style.width = `${width}px`;
-    canvas.style.height = `${height}px`;
+    // Resizing a canvas reallocates its pixels and restyling it invalidates the page's layout: a repaint
+    // at the same size (every scrub frame) only clears.
+    const [w, h] = [Math.max(1, Math.round(width * scale)), Math.max(1, Math.round(height * scale))];
+    if (canvas.width !== w) canvas.width = w;
+    if (canvas.height !== h) canvas.height = h;
+    if (canvas.style.width !== `${width}px`) canvas.style.width = `${width}px`;
+    if (canvas.style.height !== `${height}px`) canvas.style.height = `${height}px`;
     this.ctx = canvas.getContext("2d");
+    if (this.ctx.reset) {
+      this.ctx.reset(); // a fresh context: cleared, and no state (alpha, smoothing, dash) left from the last paint
+    } else {
+      this.ctx.setTransform(1, 0, 0, 1, 0, 0);
+      this.ctx.clearRect(0, 0, w, h);
+    }
     this.ctx.setTransform(scale, 0, 0, scale, 0, 0);
-    this.ctx.clearRect(0, 0, width, height);
   }
 
   /** Apply o's alpha, fill and stroke styles around the shape's own fill() and stroke() calls. */
@@ -47,6 +59,7 @@ export class CanvasPainter {
     c.globalAlpha = o.alpha ?? 1;
     if (o.fill) {
       c.fillStyle = o.fill;
+      this.textColor = null;
       fill();
     }
     if (o.stroke) {
@@ -99,13 +112,21 @@ export class CanvasPainter {
 
   text(x, y, str, o = {}) {
     const c = this.ctx;
+    // Setting a font parses it (a tenth of a scrub frame's script time at 128 tokens): only when it changes.
+    const font = fontString(o);
+    if (font !== this.font) c.font = this.font = font;
+    // Likewise colours (parsed on every set) and alignment: a label costs its fillText, not its styling.
+    const [color, align, baseline] = [o.color || "#212121", o.align || "left", o.baseline || "alphabetic"];
+    if (color !== this.textColor) c.fillStyle = this.textColor = color;
+    if (align !== this.align) c.textAlign = this.align = align;
+    if (baseline !== this.baseline) c.textBaseline = this.baseline = baseline;
+    if (!o.rotate) {
+      c.fillText(String(str), x, y);
+      return;
+    }
     c.save();
-    c.font = fontString(o);
-    c.fillStyle = o.color || "#212121";
-    c.textAlign = o.align || "left";
-    c.textBaseline = o.baseline || "alphabetic";
     c.translate(x, y);
-    if (o.rotate) c.rotate((o.rotate * Math.PI) / 180);
+    c.rotate((o.rotate * Math.PI) / 180);
     c.fillText(String(str), 0, 0);
     c.restore();
   }

@@ -29,6 +29,16 @@ export class Panel {
     ]);
     this.ready = false;
     this.showMessage("info", "Loading…");
+    // The width a paint fits, read when layout is fresh anyway: reading clientWidth in paint() after a view
+    // changed the DOM forces a layout per card and frame (a third of a scrub frame's script time at 128 tokens).
+    this.width = 0;
+    new ResizeObserver(() => {
+      const width = this.scroller.clientWidth;
+      if (!width || width === this.width) return;
+      const repaint = this.width && this.ready;
+      this.width = width;
+      if (repaint) this.paint();
+    }).observe(this.scroller);
   }
 
   setNote(text) {
@@ -45,7 +55,8 @@ export class Panel {
   /** Draw the view on screen; the layout it returns is kept for hit-testing. */
   paint() {
     if (!this.body.contains(this.scroller)) clear(this.body).append(this.scroller);
-    const available = Math.max(200, this.scroller.clientWidth || 600); // inside the body's padding: what shows unscrolled
+    if (!this.width) this.width = this.scroller.clientWidth; // the first paint measures; later ones reuse it
+    const available = Math.max(200, this.width || 600); // inside the body's padding: what shows unscrolled
     const size = this.view.size(available);
     const painter = new CanvasPainter(this.canvas, size.width, size.height);
     this.layout = this.view.draw(painter, size) || null;

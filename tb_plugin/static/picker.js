@@ -121,6 +121,7 @@ export class Picker {
   renderExamples() {
     const {app} = this;
     clear(this.exampleList);
+    this.predChips = new Map(); // example -> its prediction chip, updated in place on a step change
     if (!app.probe) {
       this.count.textContent = "";
       return;
@@ -134,10 +135,9 @@ export class Picker {
     for (const row of rows) {
       const {ex} = row;
       const selected = ex.index === app.example;
-      const correct = row.pred !== null && row.label !== null ? row.pred === row.label : null;
-      const predText = row.pred === null ? "no prediction" :
-        `${correct === null ? "" : correct ? "✓ " : "✗ "}${this.labelName(row.pred)}` +
-        (row.conf !== null ? ` ${fmt.pct(row.conf)}` : "");
+      const chip = el("span", {class: "af-chip af-pred"});
+      this.setPrediction(chip, row);
+      this.predChips.set(ex.index, chip);
       const item = el("div", {
         class: `af-example${selected ? " af-selected" : ""}`, role: "option", tabindex: 0,
         "aria-selected": selected ? "true" : "false", "data-example": ex.index,
@@ -146,8 +146,7 @@ export class Picker {
           el("span", {class: "af-ex-index", text: `#${ex.index}`}),
           row.label !== null ? el("span", {class: "af-chip af-label", text: this.labelName(row.label),
             title: "label"}) : null,
-          el("span", {class: `af-chip af-pred${correct === false ? " af-wrong" : ""}`, text: predText,
-            title: `prediction at step ${app.step}`}),
+          chip,
           row.flips.length ? this.flipLinks(ex.index, row.flips) : null,
         ]),
         ...exampleText(ex),
@@ -157,9 +156,26 @@ export class Picker {
     }
   }
 
+  /** One example's prediction chip at the current step: the class, its confidence, right or wrong. */
+  setPrediction(chip, row) {
+    const correct = row.pred !== null && row.label !== null ? row.pred === row.label : null;
+    chip.textContent = row.pred === null ? "no prediction" :
+      `${correct === null ? "" : correct ? "✓ " : "✗ "}${this.labelName(row.pred)}` +
+      (row.conf !== null ? ` ${fmt.pct(row.conf)}` : "");
+    chip.classList.toggle("af-wrong", correct === false);
+    chip.title = `prediction at step ${this.app.step}`;
+  }
+
   update(changed) {
     if (changed.has("runs") || changed.has("run")) this.renderRuns();
-    if (["run", "probe", "example", "step", "q"].some((k) => changed.has(k))) this.renderExamples();
+    const rebuild = ["run", "probe", "example", "q"].some((k) => changed.has(k)) || !this.predChips;
+    if (rebuild) this.renderExamples();
+    else if (changed.has("step")) { // only the predictions change: update them in place, not the whole list
+      for (const row of this.exampleRows()) {
+        const chip = this.predChips.get(row.ex.index);
+        if (chip) this.setPrediction(chip, row);
+      }
+    }
     if (this.search.value !== this.app.state.q) this.search.value = this.app.state.q;
   }
 

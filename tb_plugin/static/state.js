@@ -112,14 +112,26 @@ export class Store {
   constructor(initial) {
     this.state = {...initial};
     this.listeners = [];
+    this.hashTimer = null;
   }
 
   set(patch) {
     const changed = Object.keys(patch).filter((k) => this.state[k] !== patch[k]);
     if (!changed.length) return;
     Object.assign(this.state, patch);
-    writeHash(this.state);
+    // The URL follows right after the views start updating, once per burst of changes: rewriting the
+    // host page's URL takes tens of milliseconds there, which a scrub frame should not wait for.
+    clearTimeout(this.hashTimer);
+    this.hashTimer = setTimeout(() => this.flushHash(), 0);
     for (const fn of this.listeners) fn(new Set(changed), this.state);
+  }
+
+  /** Write the URL now if a change has not been written yet. */
+  flushHash() {
+    if (this.hashTimer === null) return;
+    clearTimeout(this.hashTimer);
+    this.hashTimer = null;
+    writeHash(this.state);
   }
 
   subscribe(fn) {

@@ -67,6 +67,22 @@ def test_each_view_renders_content(tab):
         frame.locator(f'[data-panel="{view}"]').screenshot(path=str(tab_artifact(f"view-{view}")))
 
 
+def test_a_step_change_updates_each_prediction_in_place(tab):
+    frame = open_main(tab)
+    steps = frame.evaluate("() => window.attnflows.app.steps")
+    tab.set_state({"step": steps[0]})
+    tab.settle()
+    chip = frame.locator(".af-example .af-pred").first
+    handle = chip.element_handle()
+    tab.set_state({"step": steps[-1]})
+    tab.settle()
+    assert handle.evaluate("(e) => e.isConnected"), "the example list was rebuilt for a step change"
+    assert chip.get_attribute("title") == f"prediction at step {steps[-1]}"
+    expected = frame.evaluate("""() => { const a = window.attnflows.app, k = a.probe.steps.indexOf(a.step);
+        return String(a.probe.label_names[a.probe.predictions[k][0]]); }""")
+    assert expected in chip.inner_text()
+
+
 def tab_artifact(name: str) -> Path:
     from .conftest import ARTIFACTS
 

@@ -145,13 +145,13 @@ def test_a_corrupted_filtered_chunk_is_a_clean_error_for_that_tensor_only(run_co
 
 def test_a_zstd_u8_dataset_of_another_filter_chunking_or_dtype_is_refused(run_copy):
     codes = np.zeros((2, 4, 9, 9), np.uint8)
-    for i, create in enumerate(({"compression": "gzip"}, {"compression": ZSTD_FILTER_ID, "chunks": (1, 4, 9, 9)})):
+    for i, create in enumerate(({"compression": "gzip"}, {"compression": ZSTD_FILTER_ID, "chunks": (2, 2, 9, 9)})):
         with h5py.File(shard(run_copy, 10), "r+") as f:
             attrs = dict(f["attention/self/0"].attrs)
             del f["attention/self/0"]
             f.create_dataset("attention/self/0", data=codes, **({"chunks": codes.shape} | create)).attrs.update(attrs)
         run = open_run(run_copy)
-        with pytest.raises(ValueError, match=["not a Zstandard frame", "is not one chunk of"][i]):
+        with pytest.raises(ValueError, match=["not a Zstandard frame", "is not chunked as 'zstd-u8' writes"][i]):
             run.attention(0, 10)
         assert run.attention(1, 10).shape == (2, 4, 7, 7)
     with h5py.File(shard(run_copy, 10), "r+") as f:
@@ -175,3 +175,52 @@ print(json.dumps({{"indexed": indexed, "read": "hdf5plugin" in sys.modules, "ste
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"indexed": False, "read": True, "steps": [0, 10]}
+
+
+@pytest.fixture(scope="module")
+def long_run(tmp_path_factory):
+    """One 12 x 12 x 180-token example (4.7M codes, over LAYER_CHUNK_VALUES): stored one chunk per layer."""
+    from benchmarks.bench_frontend_long import write_synthetic_run
+
+    run_dir = tmp_path_factory.mktemp("long") / "run"
+    write_synthetic_run(run_dir, 180, examples=2, steps=(0,))
+    return run_dir
+
+
+def test_a_long_example_is_stored_a_layer_per_chunk_and_one_layer_reads_alone(long_run):
+    from attnflows_callback.encodings import LAYER_CHUNK_VALUES
+
+    assert 12 * 12 * 180 * 180 > LAYER_CHUNK_VALUES
+    with h5py.File(shard(long_run, 0)) as f:
+        assert f["attention/self/0"].chunks == (1, 12, 180, 180)
+        assert f["mean/self/none/0"].chunks == (12, 180, 180)  # 389k codes: one chunk
+    run = open_run(long_run)
+    whole = run.attention(0, 0)
+    assert run.reads_a_layer_alone(0, 0)
+    for layer in (0, 7, 11):
+        np.testing.assert_array_equal(run.attention(0, 0, layer=layer), whole[layer : layer + 1])
+    with pytest.raises(ValueError, match=r"layer must be an integer in \[0, 11\], got 12"):
+        run.attention(0, 0, layer=12)
+
+
+def test_a_damaged_layer_chunk_fails_that_tensor_and_no_other_layer(long_run, tmp_path):
+    run_dir = shutil.copytree(long_run, tmp_path / "run")
+    with h5py.File(shard(run_dir, 0), "r+") as f:
+        dataset = f["attention/self/0"]
+        frame = dataset.id.read_direct_chunk((3, 0, 0, 0))[1]
+        dataset.id.write_direct_chunk((3, 0, 0, 0), frame[: len(frame) // 2])
+    run = open_run(run_dir)
+    with pytest.raises(ValueError, match="'/attention/self/0': the Zstandard frame does not decode"):
+        run.attention(0, 0)
+    with pytest.raises(ValueError, match="the Zstandard frame does not decode"):
+        run.attention(0, 0, layer=3)
+    assert run.attention(0, 0, layer=4).shape == (1, 12, 180, 180)
+    assert run.attention(1, 0).shape == (12, 12, 180, 180)
+
+
+def test_a_short_example_reads_one_layer_by_cutting_it_from_the_whole(recorded):
+    run = open_run(recorded)
+    assert not run.reads_a_layer_alone(0, 10)
+    part = run.attention(0, 10, layer=1)
+    np.testing.assert_array_equal(part, run.attention(0, 10)[1:2])
+    assert part.base is None  # a copy: a cache that keeps it holds one layer, not the whole tensor
