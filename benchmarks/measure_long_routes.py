@@ -143,7 +143,7 @@ def main(argv=None) -> int:
                                     "ms", median(whole) * 1000, "the whole example decoded, the layer cut out",
                                     note="zstd-u8 stores an example over 2^22 codes one chunk per layer"))
             if length == max(int(n) for n in args.lengths.split(",")):
-                mean = runs[True].run.head_mean(0, STEPS[-1], "self", "special_punct")[0][:, None].astype(np.float64)
+                mean = runs[True].run.head_mean(0, STEPS[-1], "self", "none").values[:, None].astype(np.float64)
                 word_ids = [None if w < 0 else int(w) for w in runs[True].run.word_ids(0)]
                 np.testing.assert_allclose(merge_word_pieces(mean, word_ids), membership_merge(mean, word_ids),
                                            atol=1e-12)
