@@ -8,6 +8,9 @@ plain JSON-ready values (for a plugin route or a notebook).
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -59,9 +62,6 @@ def aggregate_run(
     """
     from .analysis import head_cosine_similarity, head_js_divergence
     from .analysis.aggregate import influence_by_role, influence_by_word, mean_over_examples, select_examples
-    from .analysis.metrics import word_units
-    from .analysis.view import keep_mask, token_roles, unit_labels
-    from .explain import classification_source
 
     steps = [int(s) for s in run.steps]
     reference_step = steps[0] if reference_step is None else int(reference_step)
@@ -112,16 +112,11 @@ def aggregate_run(
     word_rows = {label: [] for label, _ in compared}
     roles_list, words_list, word_roles = [], [], []
     for i in chosen.tolist():
-        tokens = run.tokens(i)
-        ids = run.word_ids(i)  # -1 marks special tokens, as the analysis functions expect
-        roles = token_roles(tokens, ids)
-        keep = keep_mask(tokens, ids, drop_special=drop_special, drop_punctuation=drop_punctuation)
-        units = word_units(ids) if ids is not None else [np.array([p]) for p in range(len(tokens))]
-        starts = np.array([int(unit[0]) for unit in units])
-        roles_list.append(roles)
-        words_list.append([label.lower() for label in unit_labels(tokens, units)])
-        word_roles.append([roles[int(unit[0])] for unit in units])
-        source_position = classification_source(run, i)
+        example = example_words(run, i, drop_special, drop_punctuation)
+        roles_list.append(example.roles)
+        words_list.append(example.words)
+        word_roles.append(example.word_roles)
+        starts = example.starts
         for label, at in compared:
             row = rows(i, at) if rows is not None else source_row(run, i, at, stream=stream, drop_special=drop_special,
                                                                    drop_punctuation=drop_punctuation)
@@ -183,14 +178,46 @@ def source_row(run, example: int, step: int, *, stream: str | None = None, drop_
 def stored_source_row(run, example: int, step: int, *, stream: str | None = None, drop_special: bool = True,
                       drop_punctuation: bool = False) -> np.ndarray | None:
     """:func:`source_row` as the writer stored it with a long example's head mean (float64), or None."""
-    from .analysis.view import TARGET_SETS, keep_mask
-
-    keep = keep_mask(run.tokens(example), run.word_ids(example), drop_special=drop_special,
-                     drop_punctuation=drop_punctuation)
-    targets = "none" if not keep.any() or keep.all() else \
-        next(name for name, drops in TARGET_SETS.items() if drops == (drop_special, drop_punctuation))
+    targets = example_words(run, example, drop_special, drop_punctuation).targets
     stored = run.source_row(example, step, stream or run.default_stream, targets)
     return None if stored is None else stored.astype(np.float64)
+
+
+@dataclass(frozen=True)
+class ExampleWords:
+    """What the aggregate needs of one example's tokens under a view, whatever the step: each token's role,
+    the ``starts`` of its word units, their lower-case ``words`` and roles, and the ``targets`` the view hides
+    (a name in :data:`~.analysis.view.TARGET_SETS`)."""
+
+    roles: list[str]
+    starts: np.ndarray
+    words: list[str]
+    word_roles: list[str]
+    targets: str
+
+
+def example_words(run, example: int, drop_special: bool, drop_punctuation: bool) -> ExampleWords:
+    """:class:`ExampleWords` of ``run``'s example, worked out once per distinct input (an aggregate asks for
+    every example at every step it shows: 64 x 512 tokens of string work each time, otherwise)."""
+    ids = run.word_ids(example)  # -1 marks special tokens, as the analysis functions expect
+    return _example_words(tuple(run.tokens(example)), None if ids is None else tuple(int(w) for w in ids),
+                          bool(drop_special), bool(drop_punctuation))
+
+
+@functools.lru_cache(maxsize=4096)
+def _example_words(tokens: tuple, ids: tuple | None, drop_special: bool, drop_punctuation: bool) -> ExampleWords:
+    from .analysis.metrics import word_units
+    from .analysis.view import TARGET_SETS, keep_of_roles, token_roles, unit_labels
+
+    roles = token_roles(tokens, ids)
+    keep = keep_of_roles(roles, drop_special=drop_special, drop_punctuation=drop_punctuation)
+    units = word_units(ids) if ids is not None else [np.array([p]) for p in range(len(tokens))]
+    starts = np.array([int(unit[0]) for unit in units])
+    starts.setflags(write=False)
+    targets = "none" if not keep.any() or keep.all() else \
+        next(name for name, drops in TARGET_SETS.items() if drops == (drop_special, drop_punctuation))
+    return ExampleWords(roles, starts, [label.lower() for label in unit_labels(tokens, units)],
+                        [roles[int(start)] for start in starts], targets)
 
 
 def _row(attn: np.ndarray, keep: np.ndarray, source_position: int) -> np.ndarray:

@@ -132,7 +132,7 @@ def main(argv=None) -> int:
                     for products in runs}
             found.append(Figure(BENCH, f"disk per snapshot with the step products, 12x12x{length}",
                                 size[True] / len(STEPS) / 2**20, "MiB", size[False] / len(STEPS) / 2**20,
-                                "the same snapshot without them", note="zstd-u8; two head means of 1/12 of the attention "
+                                "the same snapshot without them", note="zstd-u8; two head means of at most 1/12 of the attention "
                                 "each, and 9 head metrics per head"))
             run = runs[True].run
             if run.reads_a_layer_alone(0, STEPS[-1]):

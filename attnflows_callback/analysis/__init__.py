@@ -45,6 +45,7 @@ _LAZY = {
     "apply_view": "view",
     "drop_targets": "view",
     "keep_mask": "view",
+    "keep_of_roles": "view",
     "kept_mass": "view",
     "mass_by_role": "view",
     "token_roles": "view",

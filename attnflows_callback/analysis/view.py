@@ -106,7 +106,17 @@ def keep_mask(
         >>> keep_mask(["[CLS]", "fine", ".", "[SEP]"], drop_punctuation=True).tolist()
         [False, True, False, False]
     """
-    roles = np.asarray(token_roles(tokens, word_ids))
+    return keep_of_roles(token_roles(tokens, word_ids), drop_special=drop_special, drop_punctuation=drop_punctuation)
+
+
+def keep_of_roles(roles: Sequence[str], *, drop_special: bool = True, drop_punctuation: bool = False) -> np.ndarray:
+    """:func:`keep_mask` from the tokens' roles (:func:`token_roles`), for a caller that has them already.
+
+    Example:
+        >>> keep_of_roles(["special", "content", "punctuation"], drop_punctuation=True).tolist()
+        [False, True, False]
+    """
+    roles = np.asarray(roles)
     keep = np.ones(roles.size, dtype=bool)
     if drop_special:
         keep &= roles != "special"
