@@ -359,30 +359,45 @@ class Run(RunProbe):
 
     def source_row(self, i: int, step: int, stream: str | None = None, targets: str = "none") -> np.ndarray | None:
         """The classification token's row ``float32 [T]`` of the rollout through :meth:`head_mean` (what the
-        aggregate averages), stored with a long example's head mean; None when not stored."""
+        aggregate averages), stored with a long example's head mean; None when not stored.
+
+        Reads one attribute (its shape and type checked first), not the mean: the aggregate asks for
+        every example at every step it shows.
+        """
+        self._check_example(i)
+        stream = self._check_stream(stream)
+        tokens = self.expected_shape(i, stream)[-1]
         with self._lock:
-            found = self._mean_dataset(i, step, stream, targets)
+            found = self._mean_node(i, step, stream, targets)
             if found is None or SOURCE_ROW_ATTR not in found[0].attrs:
                 return None
-            dataset, _, path, _, _ = found
+            dataset, path = found
+            stored = dataset.attrs.get_id(SOURCE_ROW_ATTR)
+            if stored.shape != (tokens,) or stored.dtype != np.float32:
+                raise ValueError(f"{path!r} holds a source row of {stored.dtype} {list(stored.shape)}; the example "
+                                 f"needs {tokens} float32 values")
             row = np.asarray(dataset.attrs[SOURCE_ROW_ATTR])
-        tokens = self.expected_shape(i, stream)[-1]
-        if row.shape != (tokens,) or row.dtype != np.float32 or not np.isfinite(row).all():
-            raise ValueError(f"{path!r} holds a source row of {row.dtype} {list(row.shape)}; the example needs "
-                             f"{tokens} finite float32 values")
+        if not np.isfinite(row).all():
+            raise ValueError(f"{path!r} holds a source row that is not finite")
         return row
+
+    def _mean_node(self, i: int, step: int, stream: str, targets: str):
+        """``(dataset, path)`` of a stored head mean, reached without following a link; None when not stored."""
+        path = mean_path(stream, targets, i)
+        try:
+            return _safe(self._file(int(step)), path), path
+        except KeyError:
+            return None
 
     def _mean_dataset(self, i: int, step: int, stream: str | None, targets: str):
         """``(dataset, encoding, path, [L, U, U], units)`` of a stored head mean, checked; None when not stored."""
         self._check_example(i)
         stream = self._check_stream(stream)
         layers, _, queries, keys = self.expected_shape(i, stream)
-        f = self._file(int(step))
-        path = mean_path(stream, targets, i)
-        try:
-            dataset = _safe(f, path)  # no link followed on the way
-        except KeyError:
+        found = self._mean_node(i, step, stream, targets)
+        if found is None:
             return None
+        dataset, path = found
         units = str(np.asarray(dataset.attrs.get(UNITS_ATTR, "tokens")).ravel()[0])
         if units not in MEAN_UNITS:
             raise ValueError(f"{path!r} says its units are {units!r}; attnflows writes one of {list(MEAN_UNITS)}")
@@ -394,7 +409,7 @@ class Run(RunProbe):
                 raise ValueError(f"{path!r} declares shape {list(declared)}; a head mean over the words of "
                                  f"example {i} is [{layers}, W, W] with W <= {keys}")
             queries = keys = declared[2]
-        encoding = get_encoding(str(f.attrs["encoding"]))
+        encoding = get_encoding(str(dataset.file.attrs["encoding"]))
         return dataset, encoding, path, _check_weights(dataset, encoding, path, (layers, queries, keys)), units
 
     def logits(self, step: int) -> np.ndarray | None:

@@ -215,12 +215,16 @@ def settled(signature: tuple, checked_at: float) -> bool:
     return checked_at - newest > metadata.SETTLE_S
 
 
+SUMMARIES_PER_STREAM = 13  # entropy, js and cosine from start, importance, and the 9 head_* step products
+
+
 def index_bytes(run: Run) -> int:
     """Estimated bytes of a run's in-memory index: summaries and logits of every snapshot."""
     per_snapshot = 0
     for stream in run.streams:
         layers, heads = run.stream_shape(stream)
-        per_snapshot += 3 * run.num_examples * layers * heads * 4
+        # 3 summaries, 4 with head importance, 13 with the step products of long examples: counted as 13
+        per_snapshot += SUMMARIES_PER_STREAM * run.num_examples * layers * heads * 4
     per_snapshot += run.num_examples * 8 * 4 + 512
     return 4096 + len(run.steps) * per_snapshot
 

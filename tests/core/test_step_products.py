@@ -190,3 +190,26 @@ def test_short_probes_and_reduced_runs_store_no_products(tmp_path):
     record(tmp_path / "top_k", top_k=8)
     reduced = open_run(tmp_path / "top_k")
     assert reduced.head_mean(0, 0, "self", "none") is None and "head_cls" not in reduced.summary(0)
+
+
+def test_a_damaged_product_is_refused_cleanly_and_the_view_is_derived_instead(recorded, tmp_path):
+    from attnflows_tb import derived
+    from attnflows_tb.display import Display
+    from attnflows_tb.runs import AttentionCache, RunCache
+
+    run_dir = shutil.copytree(recorded[0], tmp_path / "run")
+    shard = run_dir / "attnflows" / "snapshots" / f"step-{STEPS[-1]:012d}.h5"
+    with h5py.File(shard, "r+") as f:
+        f["mean/self/special_punct/0"].attrs["units"] = "bogus"
+        f["mean/self/none/0"].attrs["source_row"] = np.ones(10**4)  # wrong length and type
+    run = open_run(run_dir)
+    with pytest.raises(ValueError, match="units are 'bogus'"):
+        run.head_mean(0, STEPS[-1], "self", "special_punct")
+    with pytest.raises(ValueError, match="source row of float64 \\[10000\\]"):
+        run.source_row(0, STEPS[-1], "self", "none")
+    assert run.attention(0, STEPS[-1]).shape[0] == 2  # the attention itself still reads
+    entry = RunCache().get(run_dir)
+    shown = derived.mean_shown(entry, AttentionCache(), 0, STEPS[-1], "self", Display("special_punct", "words"),
+                               warm=False)
+    expected = open_run(recorded[0]).head_mean(0, STEPS[-1], "self", "special_punct").values
+    np.testing.assert_allclose(shown.attention[:, 0], expected, atol=4 * BOUND)  # derived from the attention
