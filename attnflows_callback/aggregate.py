@@ -162,7 +162,7 @@ def source_row(run, example: int, step: int, *, stream: str | None = None, drop_
         ...     print(type(err).__name__)
         NotARunError
     """
-    from .analysis.view import keep_mask
+    from .analysis.view import keep_of_roles
     from .explain import classification_source
 
     stream = stream or run.default_stream
@@ -170,8 +170,8 @@ def source_row(run, example: int, step: int, *, stream: str | None = None, drop_
                                drop_punctuation=drop_punctuation)
     if stored is not None:
         return stored
-    keep = keep_mask(run.tokens(example), run.word_ids(example), drop_special=drop_special,
-                     drop_punctuation=drop_punctuation)
+    keep = keep_of_roles(example_words(run, example, drop_special, drop_punctuation).roles,
+                         drop_special=drop_special, drop_punctuation=drop_punctuation)
     return _row(run.attention(example, step, stream).astype(np.float64), keep, classification_source(run, example))
 
 

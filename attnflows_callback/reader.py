@@ -29,6 +29,8 @@ from .schema import (
     DATA_DIRNAME,
     FORMAT_NAME,
     FORMAT_VERSION,
+    HIDDEN_ATTR,
+    MEAN_UNITS,
     OLDEST_FORMAT_VERSION,
     RUN_JSON,
     SHAPE_ATTR,
@@ -36,10 +38,8 @@ from .schema import (
     SHARD_SUMMARY,
     SNAPSHOT_DIRNAME,
     SNAPSHOT_NAME,
-    STATUS_JSON,
-    HIDDEN_ATTR,
-    MEAN_UNITS,
     SOURCE_ROW_ATTR,
+    STATUS_JSON,
     UNITS_ATTR,
     attention_path,
     mean_path,
@@ -312,30 +312,33 @@ class Run(RunProbe):
         if layer is not None:
             checks.integer("layer", layer, minimum=0, maximum=self.stream_shape(stream)[0] - 1)
         with self._lock:
-            f = self._file(int(step))
-            dataset = _safe(f, attention_path(stream, i))
-            encoding = get_encoding(str(f.attrs["encoding"]))
-            shape = self._check_attention(dataset, encoding, i, stream)
+            dataset, encoding, shape = self._attention_dataset(i, step, stream)
             part = None if layer is None else encoding.read_layer(dataset, shape, layer)
             stored = encoding.read(dataset, shape) if part is None else part
-        if part is not None:
+        if part is not None:  # one layer's chunk, decoded alone
             shape = (1, *shape[1:])
         decoded = encoding.decode(stored, shape)
         if decoded.shape != shape:
             raise ValueError(f"'attention/{stream}/{i}' decodes to shape {list(decoded.shape)}, not {list(shape)}")
-        return decoded if layer is None or part is not None else decoded[layer : layer + 1].copy()
+        if layer is not None and part is None:  # decoded whole: a copy of the layer, not a view holding the whole
+            return decoded[layer : layer + 1].copy()
+        return decoded
 
     def reads_a_layer_alone(self, i: int, step: int, stream: str | None = None) -> bool:
         """Whether ``attention(i, step, stream, layer=k)`` decodes layer ``k`` alone (a long example in
         ``zstd-u8``, stored one chunk per layer); otherwise it decodes the whole tensor and cuts the layer out."""
+        with self._lock:
+            dataset, encoding, shape = self._attention_dataset(i, step, stream)
+            return encoding.reads_layers(dataset, shape)
+
+    def _attention_dataset(self, i: int, step: int, stream: str | None):
+        """``(dataset, encoding, [L, H, Tq, Tk])`` of example ``i``'s attention at ``step``, checked (call under the lock)."""
         self._check_example(i)
         stream = self._check_stream(stream)
-        with self._lock:
-            f = self._file(int(step))
-            dataset = _safe(f, attention_path(stream, i))
-            encoding = get_encoding(str(f.attrs["encoding"]))
-            shape = self._check_attention(dataset, encoding, i, stream)
-            return encoding.reads_layers(dataset, shape)
+        f = self._file(int(step))
+        dataset = _safe(f, attention_path(stream, i))
+        encoding = get_encoding(str(f.attrs["encoding"]))
+        return dataset, encoding, self._check_attention(dataset, encoding, i, stream)
 
     def head_mean(self, i: int, step: int, stream: str | None = None, targets: str = "none") -> StoredMean | None:
         """The head mean of example ``i`` at ``step`` that the writer stored for a long example

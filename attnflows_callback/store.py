@@ -83,7 +83,7 @@ from .fileio import (  # noqa: F401  (re-exported)
     read_json,
     read_regular,
 )
-from .step_products import HeadMean  # noqa: E402
+from .step_products import HeadMean
 from .writer_lock import RunExistsError, RunLockedError, WriterLock, dead_writer  # noqa: F401  (re-exported)
 
 

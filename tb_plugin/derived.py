@@ -295,17 +295,16 @@ def example_heads(entry: OpenRun, cache: AttentionCache, example: int, step: int
     from attnflows_callback import analysis
 
     def compute() -> HeadsOfExample:
+        _, key_tokens = entry.run.stream_tokens(example, stream)
         stored = entry.run.summary(step, stream)
         names = [step_products.summary_name(m) for m in (*step_products.METRICS, step_products.PATTERN)]
         if all(name in stored for name in names) and "entropy" in stored:  # written with the snapshot
             metrics = {m: stored[step_products.summary_name(m)][example].astype(np.float64)
                        for m in step_products.METRICS}
             metrics["entropy"] = stored["entropy"][example].astype(np.float64)
-            _, key_tokens = entry.run.stream_tokens(example, stream)
             return HeadsOfExample(metrics, stored[names[-1]][example].astype(np.int64),
                                   float(analysis.uniform_entropy(len(key_tokens))))
         attention = read_attention(entry, cache, example, step, stream)
-        _, key_tokens = entry.run.stream_tokens(example, stream)
         cls_index = classification_source(entry, attention.shape[-1])
         # Every metric is per head: one layer at a time bounds the float64 copies to a layer's.
         per_layer = [analysis.head_metrics(attention[layer : layer + 1], key_tokens, cls_index=cls_index)

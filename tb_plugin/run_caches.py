@@ -253,9 +253,9 @@ class AttentionCache:
         key = (str(entry.run_dir), step, info.identity, stream, example)
         if layer is not None:
             with self._lock:
-                whole = self._items.get(key)
-            if whole is not None:
-                return whole[layer : layer + 1]
+                whole, alone = self._items.get(key), self._items.get(key + (layer,))
+            if whole is not None or alone is not None:
+                return alone if whole is None else whole[layer : layer + 1]
             if not entry.run.reads_a_layer_alone(example, step, stream):  # decode it whole, once, and keep it
                 return self.get(entry, example, step, stream)[layer : layer + 1]
             key += (layer,)
