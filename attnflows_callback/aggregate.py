@@ -178,9 +178,17 @@ def source_row(run, example: int, step: int, *, stream: str | None = None, drop_
 def stored_source_row(run, example: int, step: int, *, stream: str | None = None, drop_special: bool = True,
                       drop_punctuation: bool = False) -> np.ndarray | None:
     """:func:`source_row` as the writer stored it with a long example's head mean (float64), or None."""
-    targets = example_words(run, example, drop_special, drop_punctuation).targets
-    stored = run.source_row(example, step, stream or run.default_stream, targets)
-    return None if stored is None else stored.astype(np.float64)
+    return stored_source_rows(run, [example], step, stream=stream, drop_special=drop_special,
+                              drop_punctuation=drop_punctuation).get(int(example))
+
+
+def stored_source_rows(run, examples, step: int, *, stream: str | None = None, drop_special: bool = True,
+                       drop_punctuation: bool = False) -> dict[int, np.ndarray]:
+    """:func:`stored_source_row` of each of ``examples`` at ``step``, read in one pass (example -> float64
+    row); examples with no stored row are left out."""
+    targets = {int(i): example_words(run, int(i), drop_special, drop_punctuation).targets for i in examples}
+    stored = run.source_rows(step, stream or run.default_stream, targets)
+    return {i: row.astype(np.float64) for i, row in stored.items()}
 
 
 @dataclass(frozen=True)
@@ -200,7 +208,7 @@ def example_words(run, example: int, drop_special: bool, drop_punctuation: bool)
     """:class:`ExampleWords` of ``run``'s example, worked out once per distinct input (an aggregate asks for
     every example at every step it shows: 64 x 512 tokens of string work each time, otherwise)."""
     ids = run.word_ids(example)  # -1 marks special tokens, as the analysis functions expect
-    return _example_words(tuple(run.tokens(example)), None if ids is None else tuple(int(w) for w in ids),
+    return _example_words(tuple(run.tokens(example)), None if ids is None else tuple(ids.tolist()),
                           bool(drop_special), bool(drop_punctuation))
 
 

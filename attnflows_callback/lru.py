@@ -32,7 +32,7 @@ class LRU(OrderedDict):
     Args:
         max_items: the most entries kept (None: no count limit).
         max_weight: the most total weight kept (None: no weight limit).
-        weight: an entry's weight (``value -> int``), reweighed at each :meth:`trim`; None: 1.
+        weight: an entry's weight (``value -> int``), weighed when put and reweighed by :meth:`trim`; None: 1.
         on_evict: called with ``(key, value)`` for each entry dropped by a limit or :meth:`drain`.
         keep_last: the most recent entries never dropped by a limit, however heavy.
     """
@@ -56,14 +56,23 @@ class LRU(OrderedDict):
         return self[key]
 
     def put(self, key, value) -> None:
-        """Keep ``value`` as the most recently used, then drop what is over a limit."""
+        """Keep ``value`` as the most recently used, then drop what is over a limit (weighs ``value`` alone)."""
+        if self.weight is not None:
+            self.total += self.weight(value) - (self.weight(self[key]) if key in self else 0)
         self[key] = value
         self.move_to_end(key)
-        self.trim()
+        self._drop_over()
 
     def trim(self) -> None:
-        """Drop least recently used entries while over a limit (weights may have changed: reweighs)."""
-        self.total = len(self) if self.weight is None else sum(map(self.weight, self.values()))
+        """Drop least recently used entries while over a limit, reweighing every entry first (for values
+        whose weight changed in place)."""
+        if self.weight is not None:
+            self.total = sum(map(self.weight, self.values()))
+        self._drop_over()
+
+    def _drop_over(self) -> None:
+        if self.weight is None:
+            self.total = len(self)
         while len(self) > self.keep_last and self._over():
             key, value = self.popitem(last=False)
             self.total -= self._weigh(value)

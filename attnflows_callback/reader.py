@@ -42,6 +42,7 @@ from .schema import (
     STATUS_JSON,
     UNITS_ATTR,
     attention_path,
+    mean_group,
     mean_path,
     summary_path,
 )
@@ -364,25 +365,51 @@ class Run(RunProbe):
         """The classification token's row ``float32 [T]`` of the rollout through :meth:`head_mean` (what the
         aggregate averages), stored with a long example's head mean; None when not stored.
 
-        Reads one attribute (its shape and type checked first), not the mean: the aggregate asks for
-        every example at every step it shows.
+        Reads one attribute (its shape and type checked first), not the mean; :meth:`source_rows` reads a
+        step's rows together.
         """
-        self._check_example(i)
+        return self.source_rows(step, stream, {i: targets}).get(int(i))
+
+    def source_rows(self, step: int, stream: str | None, targets: dict[int, str]) -> dict[int, np.ndarray]:
+        """:meth:`source_row` of each example in ``targets`` (example -> the targets its view hides) at ``step``,
+        in one pass over the shard; examples with no stored row are left out.
+
+        Example:
+            >>> import tempfile
+            >>> try:
+            ...     open_run(tempfile.mkdtemp()).source_rows(0, None, {0: "none"})
+            ... except Exception as err:
+            ...     print(type(err).__name__)
+            NotARunError
+        """
         stream = self._check_stream(stream)
-        tokens = self.expected_shape(i, stream)[-1]
+        lengths = {}
+        for i in targets:
+            self._check_example(i)
+            lengths[int(i)] = self.expected_shape(i, stream)[-1]
+        rows = {}
         with self._lock:
-            found = self._mean_node(i, step, stream, targets)
-            if found is None or SOURCE_ROW_ATTR not in found[0].attrs:
-                return None
-            dataset, path = found
-            stored = dataset.attrs.get_id(SOURCE_ROW_ATTR)
-            if stored.shape != (tokens,) or stored.dtype != np.float32:
-                raise ValueError(f"{path!r} holds a source row of {stored.dtype} {list(stored.shape)}; the example "
-                                 f"needs {tokens} float32 values")
-            row = np.asarray(dataset.attrs[SOURCE_ROW_ATTR])
-        if not np.isfinite(row).all():
-            raise ValueError(f"{path!r} holds a source row that is not finite")
-        return row
+            f = self._file(int(step))
+            for name in sorted(set(targets.values())):
+                try:
+                    group = _safe(f, mean_group(stream, name))
+                except KeyError:
+                    continue
+                for i in [int(i) for i, hidden in targets.items() if hidden == name]:
+                    try:
+                        dataset = _safe(group, str(i))
+                    except KeyError:
+                        continue
+                    if SOURCE_ROW_ATTR not in dataset.attrs:
+                        continue
+                    path, stored = mean_path(stream, name, i), dataset.attrs.get_id(SOURCE_ROW_ATTR)
+                    if stored.shape != (lengths[i],) or stored.dtype != np.float32:
+                        raise ValueError(f"{path!r} holds a source row of {stored.dtype} {list(stored.shape)}; the "
+                                         f"example needs {lengths[i]} float32 values")
+                    rows[i] = np.asarray(dataset.attrs[SOURCE_ROW_ATTR])
+                    if not np.isfinite(rows[i]).all():
+                        raise ValueError(f"{path!r} holds a source row that is not finite")
+        return rows
 
     def _mean_node(self, i: int, step: int, stream: str, targets: str):
         """``(dataset, path)`` of a stored head mean, reached without following a link; None when not stored."""

@@ -96,9 +96,14 @@ def summary_path(stream: str, name: str | None = None) -> str:
     return f"{SHARD_SUMMARY}/{stream}" if name is None else f"{SHARD_SUMMARY}/{stream}/{name}"
 
 
+def mean_group(stream: str, targets: str) -> str:
+    """The group of every example's head mean under a named set of hidden ``targets`` ("none": raw)."""
+    return f"{SHARD_MEAN}/{stream}/{targets}"
+
+
 def mean_path(stream: str, targets: str, example: int) -> str:
     """The dataset of one example's head mean under a named set of hidden ``targets`` ("none": raw)."""
-    return f"{SHARD_MEAN}/{stream}/{targets}/{example}"
+    return f"{mean_group(stream, targets)}/{example}"
 
 
 # ------------------------------------------------------------- what the recorder writes

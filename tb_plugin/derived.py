@@ -365,7 +365,7 @@ def aggregate_rows(entry: OpenRun, cache: AttentionCache, examples, steps, strea
     None (compute in the request) without a :class:`StepCache`, or when a queued row failed (the request
     then meets the same error and reports it).
     """
-    from attnflows_callback.aggregate import source_row, stored_source_row
+    from attnflows_callback.aggregate import source_row, stored_source_rows
 
     if not isinstance(cache, StepCache):
         return None
@@ -373,11 +373,12 @@ def aggregate_rows(entry: OpenRun, cache: AttentionCache, examples, steps, strea
             for at in steps for i in examples}
     with cache._derived_lock:
         found = {ia: cache._derived.get(key) for ia, key in keys.items()}
-    for i, at in [ia for ia, row in found.items() if row is None]:  # stored with long examples: read, not derived
-        stored = stored_source_row(entry.run, i, at, stream=stream, drop_special=drop_special,
-                                   drop_punctuation=drop_punctuation)
-        if stored is not None:
-            found[(i, at)] = cache.derived(keys[(i, at)], lambda: stored)
+    for at in steps:  # stored with long examples: read (a step's rows in one pass), not derived
+        unknown = [i for (i, step), row in found.items() if row is None and step == int(at)]
+        stored = stored_source_rows(entry.run, unknown, int(at), stream=stream, drop_special=drop_special,
+                                    drop_punctuation=drop_punctuation) if unknown else {}
+        for i, row in stored.items():
+            found[(i, int(at))] = cache.derived(keys[(i, int(at))], lambda row=row: row)
     missing = [ia for ia, row in found.items() if row is None]
     if not missing:
         return lambda i, at: found[(int(i), int(at))]

@@ -169,14 +169,18 @@ def influence_by_word(influence: Sequence, words: Sequence[Sequence[str]], indic
         (0.15, 2)
     """
     chosen = _indices(indices, _same_count(influence, words))
-    totals: dict[str, list[float]] = {}
+    values, names = [], []
     for i in chosen:
-        values = np.asarray(influence[i], dtype=np.float64)
-        if values.ndim != 1 or values.size != len(words[i]):
-            raise ValueError(f"influence[{i}] must hold one value per word ({len(words[i])}), got shape {values.shape}")
-        for word, value in zip(words[i], values):
-            totals.setdefault(str(word), []).append(float(value))
-    return {word: {"mean": float(np.mean(values)), "count": len(values)} for word, values in totals.items()}
+        row = np.asarray(influence[i], dtype=np.float64)
+        if row.ndim != 1 or row.size != len(words[i]):
+            raise ValueError(f"influence[{i}] must hold one value per word ({len(words[i])}), got shape {row.shape}")
+        values.append(row)
+        names.extend(map(str, words[i]))
+    # one pass over every occurrence: each distinct word's sum and count, listed in order of first occurrence
+    distinct, first, which = np.unique(np.array(names, dtype=str), return_index=True, return_inverse=True)
+    sums = np.bincount(which, weights=np.concatenate(values), minlength=distinct.size)
+    counts = np.bincount(which, minlength=distinct.size)
+    return {str(distinct[k]): {"mean": float(sums[k] / counts[k]), "count": int(counts[k])} for k in np.argsort(first)}
 
 
 def _labels(values, name: str, count: int) -> np.ndarray:

@@ -38,10 +38,17 @@ def layer_attention(attn, *, residual: bool = True, heads: Iterable[int] | None 
     """
     attn = _checks.attention(attn, square=True)
     selected = _checks.head_indices(heads, attn.shape[1])
-    maps = attn[:, selected].mean(axis=1)
-    if residual:
-        maps = 0.5 * maps + 0.5 * np.eye(maps.shape[-1])
-        maps /= maps.sum(axis=-1, keepdims=True)
+    if selected.size == 1:  # one head (or a stored head mean): its own weights, copied only below
+        maps = attn[:, int(selected[0])]
+    else:
+        maps = (attn if selected.size == attn.shape[1] and (selected == np.arange(attn.shape[1])).all()
+                else attn[:, selected]).mean(axis=1)
+    if not residual:
+        return maps if maps.base is None else maps.copy()
+    maps = 0.5 * maps
+    diagonal = np.arange(maps.shape[-1])
+    maps[:, diagonal, diagonal] += 0.5
+    maps /= maps.sum(axis=-1, keepdims=True)
     return maps
 
 

@@ -251,8 +251,12 @@ def _trace_inputs(attn, source, layer, tau, heads, mode):
     layer = n_layers - 1 if layer is None else _checks.position(layer, "layer", n_layers)
     tau = _checks.probability(tau, "tau")
     indices = _checks.head_indices(heads, n_heads)
-    selected = _Heads(attn[:, indices], indices)
-    maps = selected.weights.mean(axis=1) if mode == "mean" else selected.weights.max(axis=1)
+    every_head = indices.size == n_heads and (indices == np.arange(n_heads)).all()
+    selected = _Heads(attn if every_head else attn[:, indices], indices)  # no copy of every head
+    if indices.size == 1:  # one head (or a stored head mean): its own weights, no reduction over heads
+        maps = selected.weights[:, 0]
+    else:
+        maps = selected.weights.mean(axis=1) if mode == "mean" else selected.weights.max(axis=1)
     return selected, maps, source, layer, tau, mode
 
 
@@ -272,23 +276,27 @@ def _follow(selected: _Heads, maps: np.ndarray, source: int, layer: int, tau: fl
     edges, edge_heads = [], []
     per_head = selected.weights
     for current in range(layer, -1, -1):
+        # only the rows reached from above can pass tau: a trace touches a few of a long input's rows
+        rows = np.flatnonzero(reached[current + 1])
+        weights = maps[current][rows]  # [R, T]
         if mode == "mean":
-            traced = reached[current + 1][:, None] & (maps[current] >= tau)
-            carried = np.where(traced, maps[current], 0.0)
+            traced = weights >= tau
+            carried = np.where(traced, weights, 0.0)
         else:
-            passing = reached[current + 1][None, :, None] & (per_head[current] >= tau)  # [Hs, T, T]
+            passing = per_head[current][:, rows] >= tau  # [Hs, R, T]
             traced = passing.any(axis=0)
-            carried = np.where(passing, per_head[current], 0.0).sum(axis=0) / per_head.shape[1]
+            carried = np.where(passing, per_head[current][:, rows], 0.0).sum(axis=0) / per_head.shape[1]
         reached[current] = traced.any(axis=0)
-        from_pos, to_pos = np.nonzero(traced)
-        block = np.empty(from_pos.size, dtype=EDGE_DTYPE)
-        block["layer"], block["from_pos"], block["to_pos"] = current, from_pos, to_pos
-        block["weight"] = maps[current][from_pos, to_pos]
+        row_index, to_pos = np.nonzero(traced)
+        block = np.empty(to_pos.size, dtype=EDGE_DTYPE)
+        block["layer"], block["from_pos"], block["to_pos"] = current, rows[row_index], to_pos
+        block["weight"] = weights[row_index, to_pos]
         edges.append(block)
         if mode == "any_head":
-            edge_heads.append(passing[:, from_pos, to_pos].T)
-        mass = mass @ carried
-        strongest = (strongest[:, None] * np.where(traced, maps[current], 0.0)).max(axis=0)
+            edge_heads.append(passing[:, row_index, to_pos].T)
+        mass = mass[rows] @ carried
+        strong = strongest[rows, None] * np.where(traced, weights, 0.0)
+        strongest = strong.max(axis=0) if rows.size else np.zeros(n_tokens)
     return Trace(
         source=source,
         layer=layer,
