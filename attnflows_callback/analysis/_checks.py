@@ -28,13 +28,13 @@ def attention(value, name: str = "attn", *, square: bool = False) -> np.ndarray:
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
         raise ValueError(f"{name} must hold real numbers, got dtype {array.dtype}")
     array = array.astype(np.float64, copy=False)
-    if not np.isfinite(array).all():
+    row_sums = array.sum(axis=-1)  # a NaN or inf weight makes its row's sum NaN or inf: two passes, not four
+    if not np.isfinite(row_sums).all() and not np.isfinite(array).all():
         bad = np.argwhere(~np.isfinite(array))[0].tolist()
         raise ValueError(f"{name} must be finite, got NaN or inf at index {bad} of shape {array.shape}")
-    if (array < 0).any():
+    if array.min() < 0:
         bad = np.argwhere(array < 0)[0].tolist()
         raise ValueError(f"{name} must be non-negative attention weights, got {array[tuple(bad)]:.3g} at index {bad}")
-    row_sums = array.sum(axis=-1)
     limit = 1.0 + max(ROW_SUM_TOLERANCE, QUANTISATION_ERROR * array.shape[-1])
     if row_sums.max() > limit:
         bad = np.unravel_index(row_sums.argmax(), row_sums.shape)

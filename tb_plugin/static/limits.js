@@ -2,6 +2,7 @@
 
 export const API_RESPONSES_KEPT = 160; // responses (or requests in flight) kept by api.js, least recently used dropped
 export const MAX_EDGES_DRAWN = 6000; // the flow view draws at most this many edges, the strongest
+export const EXAMPLE_TEXT_CHARS = 240; // an example row shows this much of its text (two lines); its title holds all
 export const POLL_MS = 15000; // how often a training run is checked for new snapshots
 export const PENDING_POLL_MS = 1500; // how often a view asks again for an answer the server is still computing
 export const TOKEN_PX = 14; // a token's column in the flow view when every token fits the card at this width or more

@@ -2,6 +2,7 @@
 
 import {clear, el, fmt, message, onActivate} from "./dom.js";
 import {exportButton, exportPng, exportSvg} from "./panel.js";
+import {EXAMPLE_TEXT_CHARS} from "./limits.js";
 import {fitText} from "./painter.js";
 import {SEGMENT_COLOURS, SEGMENT_NAMES} from "./segments.js";
 
@@ -19,12 +20,20 @@ export function hparamText(hparams) {
     .join("  ");
 }
 
+/** The start of a long text, as much as a two-line row shows: a 512-token text laid out in full made every step
+ * change re-shape 64 long paragraphs. */
+function shortened(text) {
+  return text.length <= EXAMPLE_TEXT_CHARS ? text : `${text.slice(0, EXAMPLE_TEXT_CHARS)}…`;
+}
+
 /** An example's text: one line, or for a sentence pair one line per segment, marked in the segment's colour. */
 function exampleText(ex) {
-  if (ex.text_pair === null || ex.text_pair === undefined) return [el("div", {class: "af-ex-text", text: ex.text})];
+  if (ex.text_pair === null || ex.text_pair === undefined) {
+    return [el("div", {class: "af-ex-text", text: shortened(ex.text), title: ex.text.length > EXAMPLE_TEXT_CHARS ? ex.text : null})];
+  }
   return [ex.text, ex.text_pair].map((text, k) => el("div", {
     class: "af-ex-text af-ex-segment", "data-segment": k, title: `${SEGMENT_NAMES[k]}: ${text}`,
-    style: {borderLeftColor: SEGMENT_COLOURS[k]}, text,
+    style: {borderLeftColor: SEGMENT_COLOURS[k]}, text: shortened(text),
   }));
 }
 

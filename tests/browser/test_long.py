@@ -149,3 +149,13 @@ def test_the_head_detail_averages_a_long_sequence_over_blocks_that_fit_the_card(
     # Block (0, 0): the first token's 1/3 on itself and the identity on the others, averaged over b x b cells.
     assert g["tip"][1].endswith(f"{(1 / 3 + b - 1) / b ** 2:.4f}")
     assert g["tip1"][2].endswith(f"{1 / b:.4f}")  # a block on the diagonal: b ones over b x b cells
+
+
+def test_a_long_example_row_shows_the_start_of_its_text_and_its_title_holds_all_of_it(long_tab):
+    full = " ".join(f"w{i}" for i in range(T))
+    row = long_tab.frame.locator('.af-example[data-example="0"] .af-ex-text')
+    shown = row.inner_text()
+    assert shown.endswith("…") and full.startswith(shown[:-1]) and len(shown) < len(full) // 4
+    assert row.get_attribute("title") == full
+    long_tab.frame.fill(".af-search", "w299")  # the search still reads the whole text
+    long_tab.frame.wait_for_function("() => document.querySelectorAll('.af-example').length === 1")

@@ -57,6 +57,16 @@ def test_frontend_module_and_entry_page_are_served(client):
     assert page.status_code == 200 and b'import("./index.js")' in page.data
 
 
+def test_the_entry_module_preloads_every_module_of_the_tab():
+    import re
+
+    from attnflows_tb.plugin import STATIC_DIR
+
+    listed = re.search(r"MODULES = \[(.*?)\];", (STATIC_DIR / "index.js").read_text(), re.S).group(1)
+    modules = sorted(re.findall(r'"([\w.]+\.js)"', listed))
+    assert modules == sorted(p.name for p in STATIC_DIR.glob("*.js") if p.name != "index.js")
+
+
 def test_a_plugin_that_cannot_start_leaves_tensorboard_running():
     assert AttentionFlowsLoader().load(object()) is None
 
