@@ -8,6 +8,9 @@ same tensors:
   ``/heads``, the head detail's ``/attention``, the aggregate's rollout row), on a step no cache holds
   yet: answered from the stored products (and one layer's chunk) against derived from the attention
   in the request (a run written without products, same tensors);
+- the trace of a stored head mean, following only the rows it reached, against masking every row of
+  each layer as before; the aggregate's stored rows of a step read in one pass, against one read per
+  example;
 - the word merge of a head mean: gathering each word's pieces against the membership-matrix
   product the plugin used before.
 
@@ -44,6 +47,23 @@ def membership_merge(attn: np.ndarray, word_ids) -> np.ndarray:
     for index, unit in enumerate(units):
         membership[unit, index] = 1.0
     return (membership.T @ attn @ membership) / membership.sum(axis=0)[:, None]
+
+
+def every_row_trace(maps: np.ndarray, source: int, tau: float) -> tuple[np.ndarray, np.ndarray]:
+    """The mean-mode trace as the library followed it before: each layer's whole ``[T, T]`` map masked by the
+    rows reached, not those rows alone. ``(edges [E, 3] as (layer, from, to), influence [T])``."""
+    reached = np.zeros(maps.shape[-1], dtype=bool)
+    reached[source] = True
+    mass = np.zeros(maps.shape[-1])
+    mass[source] = 1.0
+    edges = []
+    for layer in range(maps.shape[0] - 1, -1, -1):
+        traced = reached[:, None] & (maps[layer] >= tau)
+        from_pos, to_pos = np.nonzero(traced)
+        edges.append(np.column_stack([np.full(from_pos.size, layer), from_pos, to_pos]))
+        mass = mass @ np.where(traced, maps[layer], 0.0)
+        reached = traced.any(axis=0)
+    return np.concatenate(edges), mass
 
 
 def timed(fn, repeats: int) -> list[float]:
@@ -94,7 +114,7 @@ def main(argv=None) -> int:
     parser.add_argument("--lengths", default="128,512")
     args = parser.parse_args(argv)
     from attnflows_callback.aggregate import source_row
-    from attnflows_callback.analysis import merge_word_pieces
+    from attnflows_callback.analysis import merge_word_pieces, trace
     from attnflows_tb import api, changes
     from attnflows_tb.display import Display
     from attnflows_tb.runs import RunCache
@@ -142,8 +162,26 @@ def main(argv=None) -> int:
                 found.append(Figure(BENCH, f"one layer for the head detail, 12x12x{length}", median(alone) * 1000,
                                     "ms", median(whole) * 1000, "the whole example decoded, the layer cut out",
                                     note="zstd-u8 stores an example over 2^22 codes one chunk per layer"))
+            mean = run.head_mean(0, STEPS[-1], "self", "none").values[:, None].astype(np.float64)
+            traced = trace(mean, source=0, tau=0.1)
+            edges, influence = every_row_trace(mean[:, 0], 0, 0.1)
+            assert np.array_equal(np.column_stack([traced.edges[k] for k in ("layer", "from_pos", "to_pos")]), edges)
+            np.testing.assert_allclose(traced.influence, influence, atol=1e-12)
+            before = timed(lambda: every_row_trace(mean[:, 0], 0, 0.1), args.repeats)
+            after = timed(lambda: trace(mean, source=0, tau=0.1), args.repeats)
+            found.append(Figure(BENCH, f"trace of a head mean from [CLS] at tau 0.1, 12x{length}x{length}",
+                                median(after) * 1000, "ms", median(before) * 1000, "every row of each layer masked",
+                                note=f"the rows reached alone ({int(traced.reached.sum())} of {traced.reached.size} "
+                                "layer positions), argument checks included; same edges and influence (1e-12)"))
+            wanted = {i: "special_punct" for i in range(EXAMPLES)}
+            assert all(np.array_equal(run.source_rows(STEPS[-1], "self", wanted)[i],
+                                      run.source_row(i, STEPS[-1], "self", "special_punct")) for i in wanted)
+            before = timed(lambda: [run.source_row(i, STEPS[-1], "self", "special_punct") for i in wanted], args.repeats)
+            after = timed(lambda: run.source_rows(STEPS[-1], "self", wanted), args.repeats)
+            found.append(Figure(BENCH, f"the aggregate's stored rows of a step, {EXAMPLES} examples, 12x12x{length}",
+                                median(after) * 1000, "ms", median(before) * 1000, "one read per example",
+                                note="Run.source_rows: the step's group opened once; the same rows"))
             if length == max(int(n) for n in args.lengths.split(",")):
-                mean = runs[True].run.head_mean(0, STEPS[-1], "self", "none").values[:, None].astype(np.float64)
                 word_ids = [None if w < 0 else int(w) for w in runs[True].run.word_ids(0)]
                 np.testing.assert_allclose(merge_word_pieces(mean, word_ids), membership_merge(mean, word_ids),
                                            atol=1e-12)
