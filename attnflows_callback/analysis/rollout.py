@@ -174,8 +174,10 @@ def _carry(maps: np.ndarray, source: int, layer: int, tau: float) -> tuple[np.nd
     mass[source] = 1.0
     edges = []
     for level in range(layer, -1, -1):
-        carried = mass[:, None] * maps[level]  # [from, to]
-        from_pos, to_pos = np.nonzero((carried >= tau) & (carried > 0))
-        edges.append(np.column_stack([np.full(len(from_pos), level), from_pos, to_pos, carried[from_pos, to_pos]]))
-        mass = carried.sum(axis=0)
+        # an edge carries mass[i] * Ã[i, j] <= mass[i] (rows sum to 1): only rows holding tau can pass it
+        rows = np.flatnonzero((mass >= tau) & (mass > 0))
+        carried = mass[rows, None] * maps[level][rows]  # [from, to]
+        index, to_pos = np.nonzero((carried >= tau) & (carried > 0))
+        edges.append(np.column_stack([np.full(len(to_pos), level), rows[index], to_pos, carried[index, to_pos]]))
+        mass = mass @ maps[level]
     return (np.concatenate(edges).astype(np.float64) if edges else np.zeros((0, 4))), mass

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attnflows_callback.analysis import layer_attention, rollout
+from attnflows_callback.analysis import layer_attention, rollout, rollout_paths
 
 from .conftest import attention_arrays, random_attention
 
@@ -37,6 +37,25 @@ def test_rollout_matches_plain_loop_reference(residual, heads):
     rng = np.random.default_rng(7)
     attn = random_attention(rng, 4, 3, 5)
     np.testing.assert_allclose(rollout(attn, residual=residual, heads=heads), reference_rollout(attn, residual, heads))
+
+
+@pytest.mark.parametrize("tau", [0.0, 0.02, 0.2, 1.0])
+@pytest.mark.parametrize("heads", [None, [1]])
+def test_rollout_paths_carry_the_mass_of_every_edge_passing_tau_down_to_the_rollout_row(tau, heads):
+    rng = np.random.default_rng(11)
+    attn = random_attention(rng, 4, 3, 6) ** 4  # peaked rows, so that some edges pass tau and some do not
+    attn /= attn.sum(axis=-1, keepdims=True)
+    source, layer = 2, 2
+    maps = [0.5 * attn[l][heads or slice(None)].mean(axis=0) + 0.5 * np.eye(6) for l in range(4)]
+    maps = [m / m.sum(axis=1, keepdims=True) for m in maps]
+    mass, expected = np.eye(6)[source], []
+    for level in range(layer, -1, -1):  # plain loop: every (level, i, j) carrying mass[i] * map[i, j] >= tau
+        expected += [(level, i, j, mass[i] * maps[level][i, j]) for i in range(6) for j in range(6)
+                     if mass[i] * maps[level][i, j] >= tau and mass[i] * maps[level][i, j] > 0]
+        mass = np.array([sum(mass[i] * maps[level][i, j] for i in range(6)) for j in range(6)])
+    edges, row = rollout_paths(attn, source, layer, tau, heads=heads)
+    np.testing.assert_allclose(edges, np.array(expected).reshape(-1, 4), rtol=1e-12)
+    np.testing.assert_allclose(row, reference_rollout(attn, True, heads)[layer][source], rtol=1e-12)
 
 
 def test_rollout_accepts_float32_attention():

@@ -93,6 +93,15 @@ def test_stored_head_means_equal_the_models_attention_through_the_view(recorded)
                                analysis.rollout(view.attention)[-1][0], atol=1e-5)
 
 
+def test_a_steps_source_rows_read_together_equal_each_read_alone_and_leave_out_short_examples(recorded):
+    run = open_run(recorded[0])
+    wanted = {0: "special_punct", 1: "special_punct"}  # example 1 is short: no products
+    rows = run.source_rows(STEPS[-1], "self", wanted)
+    assert list(rows) == [0]
+    np.testing.assert_array_equal(rows[0], run.source_row(0, STEPS[-1], "self", "special_punct"))
+    assert run.source_rows(STEPS[-1], "self", {0: "special"}) == {}  # targets no mean was stored for
+
+
 def test_stored_head_metrics_equal_the_models_attention(recorded):
     run_dir, model = recorded
     run = open_run(run_dir)
