@@ -50,6 +50,7 @@ from . import checks
 from .limits import MAX_ATTENTION_VALUES, MAX_CLASSES, MAX_STATUS_BYTES, OPEN_FILES
 from .lru import LRU
 from .fileio import read_h5_dataset as _read
+from .fileio import safe_h5_member_id as _safe_member
 from .fileio import safe_h5_object as _safe
 from .run_probe import STREAM_ORDER, RunProbe  # noqa: F401  (STREAM_ORDER re-exported)
 from .store import RegularH5File, UnsafeFileError, data_dir, dead_writer, get_encoding, read_json
@@ -396,17 +397,15 @@ class Run(RunProbe):
                 except KeyError:
                     continue
                 for i in [int(i) for i, hidden in targets.items() if hidden == name]:
-                    try:
-                        dataset = _safe(group, str(i))
-                    except KeyError:
+                    member = _safe_member(group, str(i))  # low-level: 64 examples a step, an attribute each
+                    if member is None or not h5py.h5a.exists(member, SOURCE_ROW_ATTR.encode()):
                         continue
-                    if SOURCE_ROW_ATTR not in dataset.attrs:
-                        continue
-                    path, stored = mean_path(stream, name, i), dataset.attrs.get_id(SOURCE_ROW_ATTR)
+                    path, stored = mean_path(stream, name, i), h5py.h5a.open(member, SOURCE_ROW_ATTR.encode())
                     if stored.shape != (lengths[i],) or stored.dtype != np.float32:
                         raise ValueError(f"{path!r} holds a source row of {stored.dtype} {list(stored.shape)}; the "
                                          f"example needs {lengths[i]} float32 values")
-                    rows[i] = np.asarray(dataset.attrs[SOURCE_ROW_ATTR])
+                    rows[i] = np.empty(lengths[i], dtype=np.float32)
+                    stored.read(rows[i])
                     if not np.isfinite(rows[i]).all():
                         raise ValueError(f"{path!r} holds a source row that is not finite")
         return rows

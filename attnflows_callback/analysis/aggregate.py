@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .view import TOKEN_ROLES, mass_by_role
+from .view import TOKEN_ROLES
 
 SELECTIONS = ("all", "class:<k>", "flipped")
 """Selection strings :func:`select_examples` accepts (``class:1`` selects the examples labelled 1)."""
@@ -138,9 +138,22 @@ def influence_by_role(influence: Sequence, roles: Sequence[Sequence[str]], indic
         {'special': 0.4, 'punctuation': 0.0, 'content': 0.6, 'content_share': 0.6, 'count': 2}
     """
     chosen = _indices(indices, _same_count(influence, roles))
-    per_example = [mass_by_role(influence[i], roles[i]) for i in chosen]
-    result: dict[str, float | int] = {key: float(np.mean([row[key] for row in per_example]))
-                                      for key in (*TOKEN_ROLES, "content_share")}
+    values, example_of = _rows(influence, [len(roles[i]) for i in range(len(roles))], chosen, "one value per token")
+    code = {role: k for k, role in enumerate(TOKEN_ROLES)}
+    try:
+        role_of = np.fromiter((code[role] for i in chosen for role in roles[i]), dtype=np.int64, count=values.size)
+    except KeyError as err:
+        raise ValueError(f"roles must be among {list(TOKEN_ROLES)}, got {err.args[0]!r}") from None
+    if not np.isfinite(values).all() or (values.size and values.min() < 0):
+        raise ValueError("influence must be finite and non-negative")
+    # one pass over every token of every example: mass[e, r] = the mass example e puts on role r (mass_by_role)
+    mass = np.bincount(example_of * len(TOKEN_ROLES) + role_of, weights=values,
+                       minlength=chosen.size * len(TOKEN_ROLES)).reshape(chosen.size, len(TOKEN_ROLES))
+    total = mass.sum(axis=1)
+    content = mass[:, TOKEN_ROLES.index("content")]
+    share = np.divide(content, total, out=np.zeros_like(total), where=total > 0)
+    result: dict[str, float | int] = {role: float(mass[:, k].mean()) for k, role in enumerate(TOKEN_ROLES)}
+    result["content_share"] = float(share.mean())
     result["count"] = int(chosen.size)
     return result
 
@@ -169,18 +182,26 @@ def influence_by_word(influence: Sequence, words: Sequence[Sequence[str]], indic
         (0.15, 2)
     """
     chosen = _indices(indices, _same_count(influence, words))
-    values, names = [], []
+    values, _ = _rows(influence, [len(words[i]) for i in range(len(words))], chosen, "one value per word")
+    # one pass over every occurrence: each distinct word numbered in order of first occurrence, then summed
+    number: dict[str, int] = {}
+    which = np.fromiter((number.setdefault(str(word), len(number)) for i in chosen for word in words[i]),
+                        dtype=np.int64, count=values.size)
+    sums = np.bincount(which, weights=values, minlength=len(number))
+    counts = np.bincount(which, minlength=len(number))
+    return {word: {"mean": float(sums[k] / counts[k]), "count": int(counts[k])} for word, k in number.items()}
+
+
+def _rows(influence: Sequence, lengths: list[int], chosen: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The chosen examples' vectors end to end (float64), and which of the chosen each value belongs to."""
+    rows = []
     for i in chosen:
         row = np.asarray(influence[i], dtype=np.float64)
-        if row.ndim != 1 or row.size != len(words[i]):
-            raise ValueError(f"influence[{i}] must hold one value per word ({len(words[i])}), got shape {row.shape}")
-        values.append(row)
-        names.extend(map(str, words[i]))
-    # one pass over every occurrence: each distinct word's sum and count, listed in order of first occurrence
-    distinct, first, which = np.unique(np.array(names, dtype=str), return_index=True, return_inverse=True)
-    sums = np.bincount(which, weights=np.concatenate(values), minlength=distinct.size)
-    counts = np.bincount(which, minlength=distinct.size)
-    return {str(distinct[k]): {"mean": float(sums[k] / counts[k]), "count": int(counts[k])} for k in np.argsort(first)}
+        if row.ndim != 1 or row.size != lengths[i]:
+            raise ValueError(f"influence[{i}] must hold {what} ({lengths[i]}), got shape {row.shape}")
+        rows.append(row)
+    sizes = [row.size for row in rows]
+    return np.concatenate(rows), np.repeat(np.arange(len(rows)), sizes)
 
 
 def _labels(values, name: str, count: int) -> np.ndarray:

@@ -102,6 +102,17 @@ def test_a_steps_source_rows_read_together_equal_each_read_alone_and_leave_out_s
     assert run.source_rows(STEPS[-1], "self", {0: "special"}) == {}  # targets no mean was stored for
 
 
+def test_a_source_row_behind_a_soft_link_is_refused(recorded, tmp_path):
+    from attnflows_callback.fileio import UnsafeFileError
+
+    run_dir = shutil.copytree(recorded[0], tmp_path / "run")
+    with h5py.File(run_dir / "attnflows" / "snapshots" / f"step-{STEPS[-1]:012d}.h5", "r+") as f:
+        del f["mean/self/none/0"]
+        f["mean/self/none/0"] = h5py.SoftLink("/mean/self/special_punct/0")
+    with pytest.raises(UnsafeFileError, match="not a hard link"):
+        open_run(run_dir).source_rows(STEPS[-1], "self", {0: "none"})
+
+
 def test_stored_head_metrics_equal_the_models_attention(recorded):
     run_dir, model = recorded
     run = open_run(run_dir)
