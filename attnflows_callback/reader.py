@@ -402,7 +402,7 @@ class Run(RunProbe):
                         continue
                     path, stored = mean_path(stream, name, i), h5py.h5a.open(member, SOURCE_ROW_ATTR.encode())
                     if stored.shape != (lengths[i],) or stored.dtype != np.float32:
-                        raise ValueError(f"{path!r} holds a source row of {stored.dtype} {list(stored.shape)}; the "
+                        raise ValueError(f"{path!r} holds a source row of {stored.dtype} {list(stored.shape or ())}; the "
                                          f"example needs {lengths[i]} float32 values")
                     rows[i] = np.empty(lengths[i], dtype=np.float32)
                     stored.read(rows[i])
