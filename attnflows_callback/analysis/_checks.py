@@ -67,6 +67,16 @@ def head_indices(heads: Iterable[int] | None, n_heads: int) -> np.ndarray:
     return selected
 
 
+def heads_of(attn: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """``attn[:, indices]`` (``[L, Hs, T, T]``), a view rather than a copy when ``indices`` is one head or
+    every head in order (a stored head mean, the default selection: no copy of a long example's heads)."""
+    if indices.size == 1:
+        return attn[:, int(indices[0]) : int(indices[0]) + 1]
+    if indices.size == attn.shape[1] and (indices == np.arange(attn.shape[1])).all():
+        return attn
+    return attn[:, indices]
+
+
 def position(value, name: str, size: int) -> int:
     """``value`` as an index in ``[0, size)``, or a ValueError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

@@ -322,19 +322,22 @@ def merge_word_pieces(attn, word_ids: Sequence[int | None]) -> np.ndarray:
     units = word_units(word_ids)
     starts = np.array([int(unit[0]) for unit in units])
     sizes = np.array([len(unit) for unit in units])
-    # Units are runs of adjacent pieces: gather each unit's first piece, then add its r-th piece for the
-    # units that have one (two or three passes for real text): as fast as a product with a 0/1 membership
-    # matrix (measure_long_routes.py), without its T x T x W multiply-adds, and it keeps float32 float32.
-    rows = array[..., starts, :]
+    # Units are runs of adjacent pieces: as fast as a product with a 0/1 membership matrix
+    # (measure_long_routes.py), without its T x T x W multiply-adds, and it keeps float32 float32.
+    rows = _sum_runs(array, starts, sizes, axis=-2)
+    rows /= sizes[:, None]  # a query word: its pieces' mean row (in place: float32 stays float32)
+    return _sum_runs(rows, starts, sizes, axis=-1)  # a key word: its pieces' weights added
+
+
+def _sum_runs(array: np.ndarray, starts: np.ndarray, sizes: np.ndarray, axis: int) -> np.ndarray:
+    """Along ``axis``, the sum of each run of ``sizes[u]`` positions from ``starts[u]``: each run's first
+    position gathered, then its r-th added for the runs that have one (two or three passes for real text)."""
+    summed = np.take(array, starts, axis=axis)
+    moved, source = np.moveaxis(summed, axis, 0), np.moveaxis(array, axis, 0)  # views: the run axis first
     for r in range(1, int(sizes.max())):
         longer = np.flatnonzero(sizes > r)
-        rows[..., longer, :] += array[..., starts[longer] + r, :]
-    rows /= sizes[:, None]
-    merged = rows[..., starts]
-    for r in range(1, int(sizes.max())):
-        longer = np.flatnonzero(sizes > r)
-        merged[..., longer] += rows[..., starts[longer] + r]
-    return merged
+        moved[longer] += source[starts[longer] + r]
+    return summed
 
 
 @functools.lru_cache(maxsize=2**16)  # a vocabulary's worth: views and the aggregate ask for every token of 64 examples

@@ -38,11 +38,9 @@ def layer_attention(attn, *, residual: bool = True, heads: Iterable[int] | None 
     """
     attn = _checks.attention(attn, square=True)
     selected = _checks.head_indices(heads, attn.shape[1])
-    if selected.size == 1:  # one head (or a stored head mean): its own weights, copied only below
-        maps = attn[:, int(selected[0])]
-    else:
-        maps = (attn if selected.size == attn.shape[1] and (selected == np.arange(attn.shape[1])).all()
-                else attn[:, selected]).mean(axis=1)
+    heads_shown = _checks.heads_of(attn, selected)
+    # one head (or a stored head mean): its own weights, copied only below
+    maps = heads_shown[:, 0] if selected.size == 1 else heads_shown.mean(axis=1)
     if not residual:
         return maps if maps.base is None else maps.copy()
     maps = 0.5 * maps

@@ -251,8 +251,7 @@ def _trace_inputs(attn, source, layer, tau, heads, mode):
     layer = n_layers - 1 if layer is None else _checks.position(layer, "layer", n_layers)
     tau = _checks.probability(tau, "tau")
     indices = _checks.head_indices(heads, n_heads)
-    every_head = indices.size == n_heads and (indices == np.arange(n_heads)).all()
-    selected = _Heads(attn if every_head else attn[:, indices], indices)  # no copy of every head
+    selected = _Heads(_checks.heads_of(attn, indices), indices)
     if indices.size == 1:  # one head (or a stored head mean): its own weights, no reduction over heads
         maps = selected.weights[:, 0]
     else:
