@@ -110,24 +110,19 @@ def aggregate_run(
     compared = (("before", reference_step), ("after", step))
     token_rows = {label: [] for label, _ in compared}
     word_rows = {label: [] for label, _ in compared}
-    roles_list, words_list, word_roles = [], [], []
-    for i in chosen.tolist():
-        example = example_words(run, i, drop_special, drop_punctuation)
-        roles_list.append(example.roles)
-        words_list.append(example.words)
-        word_roles.append(example.word_roles)
-        starts = example.starts
+    examples = tuple(example_words(run, i, drop_special, drop_punctuation) for i in chosen.tolist())
+    for position, i in enumerate(chosen.tolist()):
         for label, at in compared:
             row = rows(i, at) if rows is not None else source_row(run, i, at, stream=stream, drop_special=drop_special,
                                                                    drop_punctuation=drop_punctuation)
             token_rows[label].append(row)
-            word_rows[label].append(np.add.reduceat(row, starts))  # units are runs of adjacent positions
+            word_rows[label].append(np.add.reduceat(row, examples[position].starts))  # units: runs of positions
+    roles, words_numbered, role_of = _selection_labels(examples)
     positions = np.arange(chosen.size)
-    by_role = {label: influence_by_role(token_rows[label], roles_list, positions) for label, _ in compared}
-    per_word = {label: influence_by_word(word_rows[label], words_list, positions) for label, _ in compared}
+    by_role = {label: influence_by_role(token_rows[label], roles, positions) for label, _ in compared}
+    per_word = {label: influence_by_word(word_rows[label], words_numbered, positions) for label, _ in compared}
     shown_roles = {"content"} | ({"punctuation"} if not drop_punctuation else set()) | (
         {"special"} if not drop_special else set())
-    role_of = {w: r for ws, rs in zip(words_list, word_roles) for w, r in zip(ws, rs)}
     words = [
         {"word": word, "count": per_word["after"][word]["count"], "before": per_word["before"][word]["mean"],
          "after": per_word["after"][word]["mean"],
@@ -191,7 +186,7 @@ def stored_source_rows(run, examples, step: int, *, stream: str | None = None, d
     return {i: row.astype(np.float64) for i, row in stored.items()}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: a key of _selection_labels
 class ExampleWords:
     """What the aggregate needs of one example's tokens under a view, whatever the step: each token's role,
     the ``starts`` of its word units, their lower-case ``words`` and roles, and the ``targets`` the view hides
@@ -226,6 +221,18 @@ def _example_words(tokens: tuple, ids: tuple | None, drop_special: bool, drop_pu
         next(name for name, drops in TARGET_SETS.items() if drops == (drop_special, drop_punctuation))
     return ExampleWords(roles, starts, [label.lower() for label in unit_labels(tokens, units)],
                         [roles[int(start)] for start in starts], targets)
+
+
+@functools.lru_cache(maxsize=16)  # at most 16 x 64 x 512 positions, two int64 codes each: 8 MiB
+def _selection_labels(examples: tuple[ExampleWords, ...]):
+    """The token roles and words of a selection's examples, numbered once for every step an aggregate shows,
+    and each word's role: ``(roles, words, {word: role})``."""
+    from .analysis.aggregate import number_labels
+    from .analysis.view import TOKEN_ROLES
+
+    role_of = {w: r for example in examples for w, r in zip(example.words, example.word_roles)}
+    return (number_labels([e.roles for e in examples], TOKEN_ROLES, "roles"),
+            number_labels([e.words for e in examples]), role_of)
 
 
 def _row(attn: np.ndarray, keep: np.ndarray, source_position: int) -> np.ndarray:

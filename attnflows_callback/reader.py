@@ -44,6 +44,7 @@ from .schema import (
     attention_path,
     mean_group,
     mean_path,
+    source_rows_path,
     summary_path,
 )
 from . import checks
@@ -366,14 +367,15 @@ class Run(RunProbe):
         """The classification token's row ``float32 [T]`` of the rollout through :meth:`head_mean` (what the
         aggregate averages), stored with a long example's head mean; None when not stored.
 
-        Reads one attribute (its shape and type checked first), not the mean; :meth:`source_rows` reads a
-        step's rows together.
+        Reads the step's table of source rows (its shape and type checked first), not the mean;
+        :meth:`source_rows` reads many examples' rows at once.
         """
         return self.source_rows(step, stream, {i: targets}).get(int(i))
 
     def source_rows(self, step: int, stream: str | None, targets: dict[int, str]) -> dict[int, np.ndarray]:
         """:meth:`source_row` of each example in ``targets`` (example -> the targets its view hides) at ``step``,
-        in one pass over the shard; examples with no stored row are left out.
+        in one read of the step's table (``source_rows/<stream>/<targets>``; older shards: an attribute on
+        each head mean); examples with no stored row are left out.
 
         Example:
             >>> import tempfile
@@ -392,22 +394,28 @@ class Run(RunProbe):
         with self._lock:
             f = self._file(int(step))
             for name in sorted(set(targets.values())):
+                wanted = {int(i): lengths[int(i)] for i, hidden in targets.items() if hidden == name}
                 try:
-                    group = _safe(f, mean_group(stream, name))
-                except KeyError:
-                    continue
-                for i in [int(i) for i, hidden in targets.items() if hidden == name]:
-                    member = _safe_member(group, str(i))  # low-level: 64 examples a step, an attribute each
-                    if member is None or not h5py.h5a.exists(member, SOURCE_ROW_ATTR.encode()):
-                        continue
-                    path, stored = mean_path(stream, name, i), h5py.h5a.open(member, SOURCE_ROW_ATTR.encode())
-                    if stored.shape != (lengths[i],) or stored.dtype != np.float32:
-                        raise ValueError(f"{path!r} holds a source row of {stored.dtype} {list(stored.shape or ())}; the "
-                                         f"example needs {lengths[i]} float32 values")
-                    rows[i] = np.empty(lengths[i], dtype=np.float32)
-                    stored.read(rows[i])
-                    if not np.isfinite(rows[i]).all():
-                        raise ValueError(f"{path!r} holds a source row that is not finite")
+                    table = _read(f, source_rows_path(stream, name))
+                except KeyError:  # shards written before the table: an attribute on each head mean
+                    rows.update(_attribute_rows(f, stream, name, wanted))
+                else:
+                    rows.update(self._table_rows(table, source_rows_path(stream, name), wanted))
+        return rows
+
+    def _table_rows(self, table: np.ndarray, path: str, wanted: dict[int, int]) -> dict[int, np.ndarray]:
+        """The ``wanted`` examples' rows (example -> length) of a step's source-row table; NaN rows are not stored."""
+        if table.dtype != np.float32 or table.ndim != 2 or table.shape[0] != self.num_examples:
+            raise ValueError(f"{path!r} holds {table.dtype} {list(table.shape)}; a table of float32 rows, one per "
+                             f"example ({self.num_examples}), is needed")
+        rows = {}
+        for i, length in wanted.items():
+            row, past = table[i, :length], table[i, length:]
+            if np.isnan(row).all() and np.isnan(past).all():
+                continue  # no row stored for this example
+            if row.size != length or not np.isfinite(row).all() or not np.isnan(past).all():
+                raise ValueError(f"{path!r} row {i} must hold {length} finite values, then only NaN")
+            rows[i] = row.copy()
         return rows
 
     def _mean_node(self, i: int, step: int, stream: str, targets: str):
@@ -539,3 +547,26 @@ def _check_weights(dataset, encoding, path: str, expected: tuple[int, ...]) -> t
                          f"more than {encoding.name!r} needs for shape {list(expected)}")
     encoding.check_stored(dataset, expected)  # the encoding's own cheap checks (stored dtype and shape)
     return expected
+
+
+def _attribute_rows(f, stream: str, targets: str, wanted: dict[int, int]) -> dict[int, np.ndarray]:
+    """Source rows as shards before the table stored them: an attribute on each head mean (low-level reads,
+    64 examples a step)."""
+    try:
+        group = _safe(f, mean_group(stream, targets))
+    except KeyError:
+        return {}
+    rows = {}
+    for i, length in wanted.items():
+        member = _safe_member(group, str(i))
+        if member is None or not h5py.h5a.exists(member, SOURCE_ROW_ATTR.encode()):
+            continue
+        path, stored = mean_path(stream, targets, i), h5py.h5a.open(member, SOURCE_ROW_ATTR.encode())
+        if stored.shape != (length,) or stored.dtype != np.float32:
+            raise ValueError(f"{path!r} holds a source row of {stored.dtype} {list(stored.shape or ())}; the "
+                             f"example needs {length} float32 values")
+        rows[i] = np.empty(length, dtype=np.float32)
+        stored.read(rows[i])
+        if not np.isfinite(rows[i]).all():
+            raise ValueError(f"{path!r} holds a source row that is not finite")
+    return rows

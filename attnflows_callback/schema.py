@@ -80,7 +80,8 @@ SHARD_SUMMARY = "summary"
 SHARD_EXTRA = "extra"
 SHARD_MEAN = "mean"  # optional: mean/<stream>/<targets>/<example>, head means of long examples (step_products.py)
 HIDDEN_ATTR = "hidden_mass"  # on each head mean: the mean share of attention its view hides
-SOURCE_ROW_ATTR = "source_row"  # on each head mean: float32 [T], the classification token's rollout row through it
+SHARD_SOURCE_ROWS = "source_rows"  # optional: source_rows/<stream>/<targets>, float32 [E, T_max] (step_products.py)
+SOURCE_ROW_ATTR = "source_row"  # older shards: on each head mean, float32 [T], its row of source_rows
 UNITS_ATTR = "units"  # on each head mean: "tokens" ([L, T, T]) or "words" ([L, W, W], word pieces merged)
 MEAN_UNITS = ("tokens", "words")
 SHAPE_ATTR = "shape"  # on each attention dataset: [layers, heads, Tq_i, Tk_i]
@@ -99,6 +100,11 @@ def summary_path(stream: str, name: str | None = None) -> str:
 def mean_group(stream: str, targets: str) -> str:
     """The group of every example's head mean under a named set of hidden ``targets`` ("none": raw)."""
     return f"{SHARD_MEAN}/{stream}/{targets}"
+
+
+def source_rows_path(stream: str, targets: str) -> str:
+    """The dataset of every example's source row (``[E, T_max]``, NaN where none is stored) under ``targets``."""
+    return f"{SHARD_SOURCE_ROWS}/{stream}/{targets}"
 
 
 def mean_path(stream: str, targets: str, example: int) -> str:

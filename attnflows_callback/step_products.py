@@ -81,6 +81,21 @@ class StepProducts:
     means: list[HeadMean] = field(default_factory=list)
 
 
+def source_row_table(rows: Mapping[int, np.ndarray], examples: int) -> np.ndarray:
+    """The source rows of a step's examples as one float32 ``[examples, T_max]`` table, NaN past each row's end
+    and in the rows of examples without one: what the aggregate reads for a step in one read.
+
+    Example:
+        >>> source_row_table({1: np.array([0.5, 0.5])}, 2).tolist()
+        [[nan, nan], [0.5, 0.5]]
+    """
+    width = max((len(row) for row in rows.values()), default=0)
+    table = np.full((examples, width), np.nan, dtype=np.float32)
+    for i, row in rows.items():
+        table[i, : len(row)] = row
+    return table
+
+
 def example_head_means(attention: np.ndarray, tokens: Sequence[str], word_ids: Sequence[int | None] | None,
                        source: int) -> list[tuple[str, np.ndarray, float, np.ndarray, str]]:
     """``(targets, mean, hidden, source row [T], units)`` for the raw head mean over tokens and, when it hides

@@ -48,13 +48,13 @@ from .schema import (  # noqa: F401  (re-exported: the names every writer and re
     SNAPSHOT_DIRNAME,
     SNAPSHOT_KINDS,
     SNAPSHOT_NAME,
-    SOURCE_ROW_ATTR,
     STATUS_JSON,
     STATUSES,
     TEMP_NAME,
     UNITS_ATTR,
     attention_path,
     mean_path,
+    source_rows_path,
     snapshot_filename,
     summary_path,
 )
@@ -83,7 +83,7 @@ from .fileio import (  # noqa: F401  (re-exported)
     read_json,
     read_regular,
 )
-from .step_products import HeadMean
+from .step_products import HeadMean, source_row_table
 from .writer_lock import RunExistsError, RunLockedError, WriterLock, dead_writer  # noqa: F401  (re-exported)
 
 
@@ -323,11 +323,15 @@ class RunWriter:
                     group = f.create_group(attention_path(stream))
                     for i, weights in enumerate(per_example):
                         self._write_weights(group, str(i), weights)
+                source_rows: dict[tuple[str, str], dict[int, np.ndarray]] = {}
                 for mean in means:
                     ds = self._write_weights(f, mean_path(mean.stream, mean.targets, mean.example), mean.values)
                     ds.attrs[HIDDEN_ATTR] = float(mean.hidden)
-                    ds.attrs[SOURCE_ROW_ATTR] = np.asarray(mean.source_row, dtype=np.float32)
                     ds.attrs[UNITS_ATTR] = mean.units
+                    source_rows.setdefault((mean.stream, mean.targets), {})[mean.example] = mean.source_row
+                for (stream, targets), rows in source_rows.items():  # a step's rows in one table: one read
+                    examples = max(len(attention.get(stream, ())), max(rows) + 1)
+                    f.create_dataset(source_rows_path(stream, targets), data=source_row_table(rows, examples))
                 if logits is not None:
                     f.create_dataset(SHARD_LOGITS, data=np.asarray(logits, dtype=np.float32))
                 for stream, metrics in (summaries or {}).items():

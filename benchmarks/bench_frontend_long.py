@@ -158,6 +158,51 @@ def write_synthetic_run(run_dir: Path, length: int, *, examples: int = EXAMPLES,
     writer.close()
 
 
+def as_an_older_shard(shard: Path) -> None:
+    """Rewrite ``shard`` as shards were before the table of source rows: a row on each head mean."""
+    import h5py
+
+    with h5py.File(shard, "r+") as f:
+        for targets, table in f["source_rows/self"].items():
+            for i, row in enumerate(table[()]):
+                if not np.isnan(row).all():
+                    f[f"mean/self/{targets}/{i}"].attrs["source_row"] = row[~np.isnan(row)]
+        del f["source_rows"]
+
+
+def stored_rows_figure(run_dir: Path, older_dir: Path, label: str, repeats: int = 5) -> Figure:
+    """A step's source rows for the aggregate (every example), read cold from the step's table, against the
+    same rows read from an older shard's attributes: one shard of ``run_dir`` copied and rewritten."""
+    import shutil
+
+    from attnflows_callback import open_run
+
+    step = STEPS[-1]
+    shard = f"step-{step:012d}.h5"
+    shutil.copytree(run_dir, older_dir, ignore=lambda d, names: [n for n in names if n.startswith("step-") and n != shard])
+    as_an_older_shard(older_dir / "attnflows" / "snapshots" / shard)
+
+    def cold_read(where: Path) -> tuple[float, dict]:  # the run opened afresh: its shard opened and read cold
+        run = open_run(where)
+        wanted = {i: "special_punct" for i in range(run.num_examples)}
+        run.tokens(0)
+        start = time.perf_counter()
+        rows = run.source_rows(step, "self", wanted)
+        taken = time.perf_counter() - start
+        run.close()
+        return taken, rows
+
+    table, older = cold_read(run_dir)[1], cold_read(older_dir)[1]
+    assert table.keys() == older.keys() and len(table) == EXAMPLES and all(
+        np.array_equal(table[i], older[i]) for i in table)
+    before = [cold_read(older_dir)[0] for _ in range(repeats)]
+    after = [cold_read(run_dir)[0] for _ in range(repeats)]
+    shutil.rmtree(older_dir)
+    return Figure(BENCH, f"{label}: a step's source rows for the aggregate, read cold", median(after) * 1000, "ms",
+                  median(before) * 1000, "an attribute on each head mean (older shards)",
+                  note="Run.source_rows on a freshly opened run: one read of the step's table; the same rows")
+
+
 def measure(browser, url: str, run: str, example: int, moves: int = 0, pause_ms: int = 0) -> dict:
     """:func:`bench_frontend.measure` on ``example``, with time for a cold 512-token first render."""
     return bench_frontend.measure(browser, url, run, moves, pause_ms, example=example, timeout_ms=300000)
@@ -224,9 +269,12 @@ def main(argv=None) -> int:
             if not (logdir / f"long{n}" / "attnflows" / "status.json").exists():
                 write_synthetic_run(logdir / f"long{n}", n)
         print(f"runs ready in {time.perf_counter() - t:.1f} s")
+        found = []
+        for n in lengths:
+            found.append(stored_rows_figure(logdir / f"long{n}", Path(tmp) / f"older{n}", f"12x12 heads, {n} tokens, "
+                                            f"{EXAMPLES} probes"))
         server = TensorBoard(logdir, expect_runs=1 + len(lengths))
         started_rss = peak_rss(server.proc.pid)[1]
-        found = []
         try:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

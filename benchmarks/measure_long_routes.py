@@ -9,8 +9,8 @@ same tensors:
   yet: answered from the stored products (and one layer's chunk) against derived from the attention
   in the request (a run written without products, same tensors);
 - the trace of a stored head mean, following only the rows it reached, against masking every row of
-  each layer as before; the aggregate's stored rows of a step read in one pass, against one read per
-  example;
+  each layer as before; the aggregate's sums over 64 examples with their labels numbered once, against
+  numbered at each call (bench_frontend_long.py measures a step's stored rows over its 64 examples);
 - the word merge of a head mean: gathering each word's pieces against the membership-matrix
   product the plugin used before.
 
@@ -36,6 +36,7 @@ from benchmarks._common import Figure, median, report  # noqa: E402
 
 BENCH = "long_routes"
 EXAMPLES, STEPS = 4, (0, 10)
+LAYERS_HEADS = 12 * 12
 
 
 def membership_merge(attn: np.ndarray, word_ids) -> np.ndarray:
@@ -108,6 +109,62 @@ def writer_figure(length: int, repeats: int) -> Figure:
                   note="head metrics and pattern classes, raw and default-view head means; on the writer thread")
 
 
+def aggregate_figure(entry, length: int, repeats: int) -> Figure:
+    """The aggregate's sums with each example's labels numbered once against numbered at each call, 64 examples
+    (the stored rows of a step: ``bench_frontend_long.stored_rows_figure``, over its 64 examples)."""
+    from attnflows_callback.aggregate import example_words
+    from attnflows_callback.analysis.aggregate import influence_by_role, influence_by_word, number_labels
+    from attnflows_callback.analysis.view import TOKEN_ROLES
+
+    run, wanted = entry.run, {i: "special_punct" for i in range(EXAMPLES)}
+    rows = run.source_rows(STEPS[-1], "self", wanted)
+    # 64 examples, as the frontend benchmark's probe: the run's examples over again
+    chosen = [i % EXAMPLES for i in range(64)]
+    labels = [example_words(run, i, True, True) for i in chosen]
+    token_rows = [rows[i].astype(np.float64) for i in chosen]
+    word_rows = [np.add.reduceat(row, words.starts) for row, words in zip(token_rows, labels)]
+    roles, words = [e.roles for e in labels], [e.words for e in labels]
+    numbered_roles, numbered_words = number_labels(roles, TOKEN_ROLES), number_labels(words)
+    positions = np.arange(64)
+    assert influence_by_word(word_rows, words, positions) == influence_by_word(word_rows, numbered_words, positions)
+    assert influence_by_role(token_rows, roles, positions) == influence_by_role(token_rows, numbered_roles, positions)
+    before = timed(lambda: (influence_by_role(token_rows, roles, positions),
+                            influence_by_word(word_rows, words, positions)), repeats)
+    after = timed(lambda: (influence_by_role(token_rows, numbered_roles, positions),
+                           influence_by_word(word_rows, numbered_words, positions)), repeats)
+    return Figure(BENCH, f"the aggregate's sums by token role and by word, 64 examples, 12x12x{length}",
+                  median(after) * 1000, "ms", median(before) * 1000, "each label numbered at each call",
+                  note="labels numbered once per selection (the same at every step); the same results")
+
+
+def chunking_figures(length: int, where: Path, repeats: int) -> list[Figure]:
+    """``zstd-u8`` one chunk per layer against one chunk for the whole example: bytes, and a whole decode."""
+    import h5py
+
+    from attnflows_callback import encodings
+
+    from benchmarks.bench_frontend_long import synthetic_attention
+
+    encoding, weights = encodings.get_encoding("zstd-u8"), synthetic_attention(length, seed=7)
+    stored, size, decode = encoding.encode(weights), {}, {}
+    for per_layer in (True, False):
+        path = where / f"chunks-{length}-{per_layer}.h5"
+        chunks = (1, *stored.shape[1:]) if per_layer else stored.shape
+        with h5py.File(path, "w") as f:
+            ds = f.create_dataset("x", data=stored, **{**encoding.dataset_options(stored.shape), "chunks": chunks})
+            ds.attrs.update(encoding.dataset_attrs())
+        size[per_layer] = path.stat().st_size
+        with h5py.File(path, "r") as f:
+            decode[per_layer] = median(timed(lambda: encoding.read(f["x"], weights.shape), repeats))
+            assert np.array_equal(encoding.read(f["x"], weights.shape), stored)
+    per = "one chunk per layer (as stored)" if length * length * LAYERS_HEADS > encodings.LAYER_CHUNK_VALUES else \
+        "one chunk per layer (not stored so: under LAYER_CHUNK_VALUES)"
+    return [Figure(BENCH, f"bytes of an example, {per}, 12x12x{length}", size[True] / 2**20, "MiB", size[False] / 2**20,
+                   "one chunk for the whole example", note="zstd-u8, level 9, the same codes"),
+            Figure(BENCH, f"whole decode of an example, {per}, 12x12x{length}", decode[True] * 1000, "ms",
+                   decode[False] * 1000, "one chunk for the whole example", note="the codes, exactly the same")]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -137,6 +194,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for length in [int(n) for n in args.lengths.split(",")]:
             found.append(writer_figure(length, max(2, args.repeats // 2)))
+            found += chunking_figures(length, Path(tmp), args.repeats)
             runs = {}
             for products in (True, False):
                 run_dir = Path(tmp) / f"long{length}-{products}"
@@ -161,7 +219,7 @@ def main(argv=None) -> int:
                 alone = timed(lambda: run.attention(next(examples) % EXAMPLES, STEPS[-1], layer=5), args.repeats)
                 found.append(Figure(BENCH, f"one layer for the head detail, 12x12x{length}", median(alone) * 1000,
                                     "ms", median(whole) * 1000, "the whole example decoded, the layer cut out",
-                                    note="zstd-u8 stores an example over 2^22 codes one chunk per layer"))
+                                    note="zstd-u8 stores an example over 2^21 codes one chunk per layer"))
             mean = run.head_mean(0, STEPS[-1], "self", "none").values[:, None].astype(np.float64)
             traced = trace(mean, source=0, tau=0.1)
             edges, influence = every_row_trace(mean[:, 0], 0, 0.1)
@@ -173,14 +231,7 @@ def main(argv=None) -> int:
                                 median(after) * 1000, "ms", median(before) * 1000, "every row of each layer masked",
                                 note=f"the rows reached alone ({int(traced.reached.sum())} of {traced.reached.size} "
                                 "layer positions), argument checks included; same edges and influence (1e-12)"))
-            wanted = {i: "special_punct" for i in range(EXAMPLES)}
-            assert all(np.array_equal(run.source_rows(STEPS[-1], "self", wanted)[i],
-                                      run.source_row(i, STEPS[-1], "self", "special_punct")) for i in wanted)
-            before = timed(lambda: [run.source_row(i, STEPS[-1], "self", "special_punct") for i in wanted], args.repeats)
-            after = timed(lambda: run.source_rows(STEPS[-1], "self", wanted), args.repeats)
-            found.append(Figure(BENCH, f"the aggregate's stored rows of a step, {EXAMPLES} examples, 12x12x{length}",
-                                median(after) * 1000, "ms", median(before) * 1000, "one read per example",
-                                note="Run.source_rows: the step's group opened once; the same rows"))
+            found.append(aggregate_figure(runs[True], length, args.repeats))
             if length == max(int(n) for n in args.lengths.split(",")):
                 word_ids = [None if w < 0 else int(w) for w in runs[True].run.word_ids(0)]
                 np.testing.assert_allclose(merge_word_pieces(mean, word_ids), membership_merge(mean, word_ids),

@@ -18,6 +18,7 @@ label differs between the two compared snapshots (:func:`select_examples`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -137,13 +138,10 @@ def influence_by_role(influence: Sequence, roles: Sequence[Sequence[str]], indic
         >>> {key: round(value, 3) for key, value in result.items()}
         {'special': 0.4, 'punctuation': 0.0, 'content': 0.6, 'content_share': 0.6, 'count': 2}
     """
-    chosen = _indices(indices, _same_count(influence, roles))
-    values, example_of = _rows(influence, [len(roles[i]) for i in range(len(roles))], chosen, "one value per token")
-    code = {role: k for k, role in enumerate(TOKEN_ROLES)}
-    try:
-        role_of = np.fromiter((code[role] for i in chosen for role in roles[i]), dtype=np.int64, count=values.size)
-    except KeyError as err:
-        raise ValueError(f"roles must be among {list(TOKEN_ROLES)}, got {err.args[0]!r}") from None
+    numbered = roles if isinstance(roles, NumberedLabels) else number_labels(roles, TOKEN_ROLES, "roles")
+    chosen = _indices(indices, _same_count(influence, numbered.sizes))
+    values, example_of = _rows(influence, numbered.sizes, chosen, "one value per token")
+    role_of = numbered.of(chosen)
     if not np.isfinite(values).all() or (values.size and values.min() < 0):
         raise ValueError("influence must be finite and non-negative")
     # one pass over every token of every example: mass[e, r] = the mass example e puts on role r (mass_by_role)
@@ -181,27 +179,75 @@ def influence_by_word(influence: Sequence, words: Sequence[Sequence[str]], indic
         >>> round(result["not"]["mean"], 3), result["not"]["count"]
         (0.15, 2)
     """
-    chosen = _indices(indices, _same_count(influence, words))
-    values, _ = _rows(influence, [len(words[i]) for i in range(len(words))], chosen, "one value per word")
-    # one pass over every occurrence: each distinct word numbered in order of first occurrence, then summed
-    number: dict[str, int] = {}
-    which = np.fromiter((number.setdefault(str(word), len(number)) for i in chosen for word in words[i]),
-                        dtype=np.int64, count=values.size)
-    sums = np.bincount(which, weights=values, minlength=len(number))
-    counts = np.bincount(which, minlength=len(number))
-    return {word: {"mean": float(sums[k] / counts[k]), "count": int(counts[k])} for word, k in number.items()}
+    numbered = words if isinstance(words, NumberedLabels) else number_labels(words)
+    chosen = _indices(indices, _same_count(influence, numbered.sizes))
+    values, _ = _rows(influence, numbered.sizes, chosen, "one value per word")
+    which = numbered.of(chosen)
+    sums = np.bincount(which, weights=values, minlength=len(numbered.names))
+    counts = np.bincount(which, minlength=len(numbered.names))
+    return {word: {"mean": float(sums[k] / counts[k]), "count": int(counts[k])}
+            for k, word in enumerate(numbered.names) if counts[k]}
 
 
-def _rows(influence: Sequence, lengths: list[int], chosen: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True, eq=False)
+class NumberedLabels:
+    """Every position's label in ``N`` examples, numbered once so that each snapshot's sums are a ``bincount``
+    (the labels of a probe set's examples are the same at every step): ``codes`` holds each position's label
+    number, the examples end to end, ``sizes`` how many positions each example has, ``names[k]`` label ``k``."""
+
+    codes: np.ndarray
+    sizes: np.ndarray
+    names: tuple[str, ...]
+
+    def of(self, chosen: np.ndarray) -> np.ndarray:
+        """The codes of the ``chosen`` examples, end to end."""
+        if chosen.size == self.sizes.size and (chosen == np.arange(chosen.size)).all():
+            return self.codes
+        starts = np.concatenate([[0], np.cumsum(self.sizes)])
+        return np.concatenate([self.codes[starts[i]:starts[i + 1]] for i in chosen])
+
+
+def number_labels(labels: Sequence[Sequence[str]], names: Sequence[str] | None = None,
+                  what: str = "labels") -> NumberedLabels:
+    """Number ``labels`` (``N`` lists of strings) for :func:`influence_by_role` and :func:`influence_by_word`.
+
+    Args:
+        labels: each example's labels, one per position.
+        names: the allowed labels in order (e.g. :data:`~.view.TOKEN_ROLES`); None: every distinct label,
+            numbered in order of first occurrence.
+        what: the argument's name in errors.
+
+    Raises:
+        ValueError: a label outside ``names``.
+
+    Example:
+        >>> numbered = number_labels([["not", "bad"], ["not"]])
+        >>> numbered.codes.tolist(), numbered.sizes.tolist(), numbered.names
+        ([0, 1, 0], [2, 1], ('not', 'bad'))
+    """
+    number: dict[str, int] = {str(name): k for k, name in enumerate(names or ())}
+    sizes = np.fromiter((len(example) for example in labels), dtype=np.int64, count=len(labels))
+    if names is None:
+        codes = np.fromiter((number.setdefault(str(label), len(number)) for example in labels for label in example),
+                            dtype=np.int64, count=int(sizes.sum()))
+    else:
+        try:
+            codes = np.fromiter((number[label] for example in labels for label in example), dtype=np.int64,
+                                count=int(sizes.sum()))
+        except KeyError as err:
+            raise ValueError(f"{what} must be among {list(names)}, got {err.args[0]!r}") from None
+    return NumberedLabels(codes, sizes, tuple(number))
+
+
+def _rows(influence: Sequence, sizes: np.ndarray, chosen: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
     """The chosen examples' vectors end to end (float64), and which of the chosen each value belongs to."""
     rows = []
     for i in chosen:
         row = np.asarray(influence[i], dtype=np.float64)
-        if row.ndim != 1 or row.size != lengths[i]:
-            raise ValueError(f"influence[{i}] must hold {what} ({lengths[i]}), got shape {row.shape}")
+        if row.ndim != 1 or row.size != sizes[i]:
+            raise ValueError(f"influence[{i}] must hold {what} ({sizes[i]}), got shape {row.shape}")
         rows.append(row)
-    sizes = [row.size for row in rows]
-    return np.concatenate(rows), np.repeat(np.arange(len(rows)), sizes)
+    return np.concatenate(rows), np.repeat(np.arange(len(rows)), [row.size for row in rows])
 
 
 def _labels(values, name: str, count: int) -> np.ndarray:

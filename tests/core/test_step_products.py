@@ -102,15 +102,61 @@ def test_a_steps_source_rows_read_together_equal_each_read_alone_and_leave_out_s
     assert run.source_rows(STEPS[-1], "self", {0: "special"}) == {}  # targets no mean was stored for
 
 
-def test_a_source_row_behind_a_soft_link_is_refused(recorded, tmp_path):
+def shard_of(run_dir):
+    return run_dir / "attnflows" / "snapshots" / f"step-{STEPS[-1]:012d}.h5"
+
+
+def as_an_older_shard(run_dir):
+    """Rewrite the last shard as shards were before the table of source rows: a row on each head mean."""
+    with h5py.File(shard_of(run_dir), "r+") as f:
+        for targets, table in f["source_rows/self"].items():
+            for i, row in enumerate(table[()]):
+                if not np.isnan(row).all():
+                    f[f"mean/self/{targets}/{i}"].attrs["source_row"] = row[~np.isnan(row)]
+        del f["source_rows"]
+
+
+def test_a_step_stores_its_source_rows_in_one_table_and_older_shards_read_the_same_rows(recorded, tmp_path):
+    with h5py.File(shard_of(recorded[0])) as f:
+        table = f["source_rows/self/special_punct"]
+        assert table.dtype == np.float32 and table.shape == (2, open_run(recorded[0]).length(0))
+        assert np.isnan(table[1]).all()  # the short example has no row
+    wanted = {0: "special_punct", 1: "special_punct"}
+    rows = open_run(recorded[0]).source_rows(STEPS[-1], "self", wanted)
+    older = shutil.copytree(recorded[0], tmp_path / "older")
+    as_an_older_shard(older)
+    before = open_run(older).source_rows(STEPS[-1], "self", wanted)
+    assert list(before) == list(rows) == [0]
+    np.testing.assert_array_equal(before[0], rows[0])
+
+
+@pytest.mark.parametrize("layout", ["table", "older"])
+def test_a_source_row_behind_a_soft_link_is_refused(recorded, tmp_path, layout):
     from attnflows_callback.fileio import UnsafeFileError
 
     run_dir = shutil.copytree(recorded[0], tmp_path / "run")
-    with h5py.File(run_dir / "attnflows" / "snapshots" / f"step-{STEPS[-1]:012d}.h5", "r+") as f:
-        del f["mean/self/none/0"]
-        f["mean/self/none/0"] = h5py.SoftLink("/mean/self/special_punct/0")
-    with pytest.raises(UnsafeFileError, match="not a hard link"):
+    if layout == "older":
+        as_an_older_shard(run_dir)
+    linked = "source_rows/self/none" if layout == "table" else "mean/self/none/0"
+    with h5py.File(shard_of(run_dir), "r+") as f:
+        del f[linked]
+        f[linked] = h5py.SoftLink("/" + linked.replace("none", "special_punct"))
+    with pytest.raises(UnsafeFileError, match="SoftLink|not a hard link"):
         open_run(run_dir).source_rows(STEPS[-1], "self", {0: "none"})
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda f: f["source_rows/self/none"].__setitem__((0, 0), np.nan), "row 0 must hold .* finite values"),
+    (lambda f: f["source_rows/self/none"].__setitem__((1, 5), 0.5), "row 1 must hold .* then only NaN"),
+    (lambda f: (f.__delitem__("source_rows/self/none"), f.create_dataset("source_rows/self/none", data=np.zeros((3, 4)))),
+     "float64 \\[3, 4\\]; a table of float32 rows, one per example \\(2\\)"),
+])
+def test_a_damaged_table_of_source_rows_is_refused_with_what_is_wrong(recorded, tmp_path, damage, message):
+    run_dir = shutil.copytree(recorded[0], tmp_path / "run")
+    with h5py.File(shard_of(run_dir), "r+") as f:
+        damage(f)
+    with pytest.raises(ValueError, match=message):
+        open_run(run_dir).source_rows(STEPS[-1], "self", {0: "none", 1: "none"})
 
 
 def test_stored_head_metrics_equal_the_models_attention(recorded):
@@ -218,8 +264,8 @@ def test_a_damaged_product_is_refused_cleanly_and_the_view_is_derived_instead(re
     from attnflows_tb.runs import AttentionCache, RunCache
 
     run_dir = shutil.copytree(recorded[0], tmp_path / "run")
-    shard = run_dir / "attnflows" / "snapshots" / f"step-{STEPS[-1]:012d}.h5"
-    with h5py.File(shard, "r+") as f:
+    as_an_older_shard(run_dir)  # its source rows are attributes, damaged here
+    with h5py.File(shard_of(run_dir), "r+") as f:
         f["mean/self/special_punct/0"].attrs["units"] = "bogus"
         f["mean/self/none/0"].attrs["source_row"] = np.ones(10**4)  # wrong length and type
     run = open_run(run_dir)
