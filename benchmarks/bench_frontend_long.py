@@ -158,24 +158,14 @@ def write_synthetic_run(run_dir: Path, length: int, *, examples: int = EXAMPLES,
     writer.close()
 
 
-def as_an_older_shard(shard: Path) -> None:
-    """Rewrite ``shard`` as shards were before the table of source rows: a row on each head mean."""
-    import h5py
-
-    with h5py.File(shard, "r+") as f:
-        for targets, table in f["source_rows/self"].items():
-            for i, row in enumerate(table[()]):
-                if not np.isnan(row).all():
-                    f[f"mean/self/{targets}/{i}"].attrs["source_row"] = row[~np.isnan(row)]
-        del f["source_rows"]
-
-
 def stored_rows_figure(run_dir: Path, older_dir: Path, label: str, repeats: int = 5) -> Figure:
     """A step's source rows for the aggregate (every example), read cold from the step's table, against the
     same rows read from an older shard's attributes: one shard of ``run_dir`` copied and rewritten."""
     import shutil
 
     from attnflows_callback import open_run
+
+    from tests.helpers import as_an_older_shard
 
     step = STEPS[-1]
     shard = f"step-{step:012d}.h5"

@@ -153,3 +153,15 @@ def zstd_frame(payload: bytes) -> bytes:
     with h5py.File(io.BytesIO(), "w") as f:
         ds = f.create_dataset("x", data=data, chunks=data.shape, **hdf5plugin.Zstd())
         return ds.id.read_direct_chunk((0,))[1]
+
+
+def as_an_older_shard(shard: Path) -> None:
+    """Rewrite ``shard`` as shards were before the table of source rows: each row an attribute on its head mean."""
+    import h5py
+
+    with h5py.File(shard, "r+") as f:
+        for targets, table in f["source_rows/self"].items():
+            for i, row in enumerate(table[()]):
+                if not np.isnan(row).all():
+                    f[f"mean/self/{targets}/{i}"].attrs["source_row"] = row[~np.isnan(row)]
+        del f["source_rows"]

@@ -10,8 +10,10 @@ from attnflows_callback.analysis.aggregate import (
     influence_by_role,
     influence_by_word,
     mean_over_examples,
+    number_labels,
     select_examples,
 )
+from attnflows_callback.analysis.view import TOKEN_ROLES
 
 from .flip_run import MOVED, constructed_run
 
@@ -67,6 +69,24 @@ def test_influence_aggregates_are_over_roles_and_words_never_positions():
     assert by_word["bad"] == {"mean": pytest.approx(0.4), "count": 1}
     with pytest.raises(ValueError, match="one entry per example"):
         influence_by_role(influence, roles[:1], [0])
+
+
+@pytest.mark.parametrize("selected", [[0, 1, 2], [2, 0], [1]])
+def test_labels_numbered_once_give_the_same_sums_as_labels_given_at_each_call(selected):
+    rng = np.random.default_rng(len(selected))
+    words = [["[cls]", "not", "bad", "[sep]"], ["[cls]", "fine", "."], ["[cls]", "bad", "not", "bad", "!"]]
+    roles = [["special" if w.startswith("[") else "punctuation" if w in ".!" else "content" for w in ws] for ws in words]
+    influence = [rng.random(len(ws)) for ws in words]
+    assert influence_by_role(influence, number_labels(roles, TOKEN_ROLES), selected) == \
+        influence_by_role(influence, roles, selected)
+    numbered = influence_by_word(influence, number_labels(words), selected)
+    assert numbered == influence_by_word(influence, words, selected)
+    assert set(numbered) == {w for i in selected for w in words[i]}  # words only in unselected examples are left out
+
+
+def test_numbering_refuses_a_role_outside_the_allowed_ones():
+    with pytest.raises(ValueError, match=r"roles must be among \['special', 'punctuation', 'content'\], got 'verb'"):
+        number_labels([["special", "verb"]], TOKEN_ROLES, "roles")
 
 
 def test_run_aggregate_over_flipped_examples_finds_the_moved_head(run_dir):

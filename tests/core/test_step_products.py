@@ -21,7 +21,7 @@ import pytest
 from attnflows_callback import AttentionRecorder, ProbeSet, analysis, open_run, step_products
 from attnflows_callback.aggregate import source_row
 from attnflows_callback.encodings import get_encoding
-from tests.helpers import PROBE_TEXTS, nudge, tiny_model, tokenizer
+from tests.helpers import PROBE_TEXTS, as_an_older_shard, nudge, tiny_model, tokenizer
 from tests.truth import eager_forward
 
 LONG_TEXT = " ".join(PROBE_TEXTS)
@@ -106,16 +106,6 @@ def shard_of(run_dir):
     return run_dir / "attnflows" / "snapshots" / f"step-{STEPS[-1]:012d}.h5"
 
 
-def as_an_older_shard(run_dir):
-    """Rewrite the last shard as shards were before the table of source rows: a row on each head mean."""
-    with h5py.File(shard_of(run_dir), "r+") as f:
-        for targets, table in f["source_rows/self"].items():
-            for i, row in enumerate(table[()]):
-                if not np.isnan(row).all():
-                    f[f"mean/self/{targets}/{i}"].attrs["source_row"] = row[~np.isnan(row)]
-        del f["source_rows"]
-
-
 def test_a_step_stores_its_source_rows_in_one_table_and_older_shards_read_the_same_rows(recorded, tmp_path):
     with h5py.File(shard_of(recorded[0])) as f:
         table = f["source_rows/self/special_punct"]
@@ -124,7 +114,7 @@ def test_a_step_stores_its_source_rows_in_one_table_and_older_shards_read_the_sa
     wanted = {0: "special_punct", 1: "special_punct"}
     rows = open_run(recorded[0]).source_rows(STEPS[-1], "self", wanted)
     older = shutil.copytree(recorded[0], tmp_path / "older")
-    as_an_older_shard(older)
+    as_an_older_shard(shard_of(older))
     before = open_run(older).source_rows(STEPS[-1], "self", wanted)
     assert list(before) == list(rows) == [0]
     np.testing.assert_array_equal(before[0], rows[0])
@@ -136,7 +126,7 @@ def test_a_source_row_behind_a_soft_link_is_refused(recorded, tmp_path, layout):
 
     run_dir = shutil.copytree(recorded[0], tmp_path / "run")
     if layout == "older":
-        as_an_older_shard(run_dir)
+        as_an_older_shard(shard_of(run_dir))
     linked = "source_rows/self/none" if layout == "table" else "mean/self/none/0"
     with h5py.File(shard_of(run_dir), "r+") as f:
         del f[linked]
@@ -264,7 +254,7 @@ def test_a_damaged_product_is_refused_cleanly_and_the_view_is_derived_instead(re
     from attnflows_tb.runs import AttentionCache, RunCache
 
     run_dir = shutil.copytree(recorded[0], tmp_path / "run")
-    as_an_older_shard(run_dir)  # its source rows are attributes, damaged here
+    as_an_older_shard(shard_of(run_dir))  # its source rows are attributes, damaged here
     with h5py.File(shard_of(run_dir), "r+") as f:
         f["mean/self/special_punct/0"].attrs["units"] = "bogus"
         f["mean/self/none/0"].attrs["source_row"] = np.ones(10**4)  # wrong length and type
