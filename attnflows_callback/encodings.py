@@ -301,9 +301,9 @@ class ZstdUint8(Encoding):
 LAYER_CHUNK_VALUES = 2**21
 """A ``zstd-u8`` tensor of more codes than this (12 x 12 heads at 121 tokens and up, 6 x 12 at 171) is
 stored one chunk per layer, so one layer decodes alone (the head detail); smaller ones, one chunk.
-At 12 x 12 x 128 the head detail's layer then costs 0.14x the whole decode, for 0.3% more bytes and a
-whole decode 1.13x as long (benchmarks/measure_long_routes.py); below this size a whole decode takes a few
-milliseconds."""
+At 12 x 12 x 128 the head detail's layer then costs a sixth of the whole decode, for about the same
+bytes and whole-decode time (benchmarks/measure_long_routes.py, docs/benchmarks.md); below this size a
+whole decode takes a few milliseconds."""
 
 
 def _chunk_shape(stored_shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -395,19 +395,23 @@ class Run(RunProbe):
             f = self._file(int(step))
             for name in sorted(set(targets.values())):
                 wanted = {int(i): lengths[int(i)] for i, hidden in targets.items() if hidden == name}
-                try:
-                    table = _read(f, source_rows_path(stream, name))
+                try:  # its declared shape checked before it is read
+                    table = _read(f, source_rows_path(stream, name), self._source_table_shape(stream))
                 except KeyError:  # shards written before the table: an attribute on each head mean
                     rows.update(_attribute_rows(f, stream, name, wanted))
                 else:
                     rows.update(self._table_rows(table, source_rows_path(stream, name), wanted))
         return rows
 
-    def _table_rows(self, table: np.ndarray, path: str, wanted: dict[int, int]) -> dict[int, np.ndarray]:
+    def _source_table_shape(self, stream: str) -> tuple[int, int]:
+        """A step's table of source rows: one row per example, as long as the longest example's tokens."""
+        return self.num_examples, max(self.expected_shape(i, stream)[-1] for i in range(self.num_examples))
+
+    @staticmethod
+    def _table_rows(table: np.ndarray, path: str, wanted: dict[int, int]) -> dict[int, np.ndarray]:
         """The ``wanted`` examples' rows (example -> length) of a step's source-row table; NaN rows are not stored."""
-        if table.dtype != np.float32 or table.ndim != 2 or table.shape[0] != self.num_examples:
-            raise ValueError(f"{path!r} holds {table.dtype} {list(table.shape)}; a table of float32 rows, one per "
-                             f"example ({self.num_examples}), is needed")
+        if table.dtype != np.float32:
+            raise ValueError(f"{path!r} holds {table.dtype}; a table of float32 rows is needed")
         rows = {}
         for i, length in wanted.items():
             row, past = table[i, :length], table[i, length:]

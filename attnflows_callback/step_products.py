@@ -81,15 +81,15 @@ class StepProducts:
     means: list[HeadMean] = field(default_factory=list)
 
 
-def source_row_table(rows: Mapping[int, np.ndarray], examples: int) -> np.ndarray:
-    """The source rows of a step's examples as one float32 ``[examples, T_max]`` table, NaN past each row's end
-    and in the rows of examples without one: what the aggregate reads for a step in one read.
+def source_row_table(rows: Mapping[int, np.ndarray], examples: int, width: int) -> np.ndarray:
+    """The source rows of a step's examples as one float32 ``[examples, width]`` table (``width``: the
+    longest example's tokens), NaN past each row's end and in the rows of examples without one: what the
+    aggregate reads for a step in one read.
 
     Example:
-        >>> source_row_table({1: np.array([0.5, 0.5])}, 2).tolist()
-        [[nan, nan], [0.5, 0.5]]
+        >>> source_row_table({1: np.array([0.5, 0.5])}, 2, 3).tolist()
+        [[nan, nan, nan], [0.5, 0.5, nan]]
     """
-    width = max((len(row) for row in rows.values()), default=0)
     table = np.full((examples, width), np.nan, dtype=np.float32)
     for i, row in rows.items():
         table[i, : len(row)] = row

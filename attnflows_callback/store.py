@@ -330,8 +330,9 @@ class RunWriter:
                     ds.attrs[UNITS_ATTR] = mean.units
                     source_rows.setdefault((mean.stream, mean.targets), {})[mean.example] = mean.source_row
                 for (stream, targets), rows in source_rows.items():  # a step's rows in one table: one read
-                    examples = max(len(attention.get(stream, ())), max(rows) + 1)
-                    f.create_dataset(source_rows_path(stream, targets), data=source_row_table(rows, examples))
+                    per_example = attention[stream]
+                    table = source_row_table(rows, len(per_example), max(w.shape[-1] for w in per_example))
+                    f.create_dataset(source_rows_path(stream, targets), data=table)
                 if logits is not None:
                     f.create_dataset(SHARD_LOGITS, data=np.asarray(logits, dtype=np.float32))
                 for stream, metrics in (summaries or {}).items():

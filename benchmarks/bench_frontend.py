@@ -72,8 +72,9 @@ def record_large(run_dir: Path) -> None:
 
 
 def measure(browser, url: str, run: str, moves: int = 0, pause_ms: int = 0, *, example: int | None = None,
-            timeout_ms: int = 60000) -> dict:
-    """Open the tab on ``run`` (and ``example``) in a fresh page; first render, then ``moves`` scrubber moves."""
+            timeout_ms: int = 60000, rounds: int = 1) -> dict:
+    """Open the tab on ``run`` (and ``example``) in a fresh page; first render, then ``moves`` scrubber moves,
+    ``rounds`` times over (the frames of the last round: with 2, every step has been shown before)."""
     context = browser.new_context(viewport={"width": 1440, "height": 1600})
     page = context.new_page()
     errors = []
@@ -89,7 +90,9 @@ def measure(browser, url: str, run: str, moves: int = 0, pause_ms: int = 0, *, e
     # performance.now() in the frame counts from the frame's own navigation start.
     first = frame.evaluate("""async () => { await window.attnflows.settled();
         await new Promise(r => requestAnimationFrame(() => r())); return performance.now(); }""") / 1000
-    frames = frame.evaluate(SCRUB_JS, [moves, pause_ms]) if moves else []
+    frames = []
+    for _ in range(rounds if moves else 0):
+        frames = frame.evaluate(SCRUB_JS, [moves, pause_ms])
     context.close()
     if errors:
         print(f"console errors during {run}: {errors[:3]}")
