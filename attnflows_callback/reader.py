@@ -390,13 +390,13 @@ class Run(RunProbe):
         for i in targets:
             self._check_example(i)
             lengths[int(i)] = self.expected_shape(i, stream)[-1]
-        rows = {}
+        rows, table_shape = {}, self._source_table_shape(stream)
         with self._lock:
             f = self._file(int(step))
             for name in sorted(set(targets.values())):
                 wanted = {int(i): lengths[int(i)] for i, hidden in targets.items() if hidden == name}
                 try:  # its declared shape checked before it is read
-                    table = _read(f, source_rows_path(stream, name), self._source_table_shape(stream))
+                    table = _read(f, source_rows_path(stream, name), table_shape)
                 except KeyError:  # shards written before the table: an attribute on each head mean
                     rows.update(_attribute_rows(f, stream, name, wanted))
                 else:
@@ -409,7 +409,8 @@ class Run(RunProbe):
 
     @staticmethod
     def _table_rows(table: np.ndarray, path: str, wanted: dict[int, int]) -> dict[int, np.ndarray]:
-        """The ``wanted`` examples' rows (example -> length) of a step's source-row table; NaN rows are not stored."""
+        """The ``wanted`` examples' rows (example -> length) of a step's source-row table, whose shape was checked
+        (every row as long as the longest example); NaN rows are not stored."""
         if table.dtype != np.float32:
             raise ValueError(f"{path!r} holds {table.dtype}; a table of float32 rows is needed")
         rows = {}
@@ -417,7 +418,7 @@ class Run(RunProbe):
             row, past = table[i, :length], table[i, length:]
             if np.isnan(row).all() and np.isnan(past).all():
                 continue  # no row stored for this example
-            if row.size != length or not np.isfinite(row).all() or not np.isnan(past).all():
+            if not np.isfinite(row).all() or not np.isnan(past).all():
                 raise ValueError(f"{path!r} row {i} must hold {length} finite values, then only NaN")
             rows[i] = row.copy()
         return rows

@@ -36,7 +36,6 @@ from benchmarks._common import Figure, median, report  # noqa: E402
 
 BENCH = "long_routes"
 EXAMPLES, STEPS = 4, (0, 10)
-LAYERS_HEADS = 12 * 12
 
 
 def membership_merge(attn: np.ndarray, word_ids) -> np.ndarray:
@@ -157,7 +156,8 @@ def chunking_figures(length: int, where: Path, repeats: int) -> list[Figure]:
         with h5py.File(path, "r") as f:
             decode[per_layer] = median(timed(lambda: encoding.read(f["x"], weights.shape), repeats))
             assert np.array_equal(encoding.read(f["x"], weights.shape), stored)
-    per = "one chunk per layer (as stored)" if length * length * LAYERS_HEADS > encodings.LAYER_CHUNK_VALUES else \
+    stored_per_layer = tuple(encoding.dataset_options(stored.shape)["chunks"]) != stored.shape  # what the writer does
+    per = "one chunk per layer (as stored)" if stored_per_layer else \
         "one chunk per layer (not stored so: under LAYER_CHUNK_VALUES)"
     return [Figure(BENCH, f"bytes of an example, {per}, 12x12x{length}", size[True] / 2**20, "MiB", size[False] / 2**20,
                    "one chunk for the whole example", note="zstd-u8, level 9, the same codes"),
